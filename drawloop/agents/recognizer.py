@@ -1,0 +1,63 @@
+"""The code-reading recognizer: the study's protocol for "can the model see its own drawing?".
+
+    recognizer = CodeRecognizer(models.chat(max_tokens=8, temperature=0))
+    rec = recognizer.recognize(Drawing(concept="a cat", code=svg, choices=["a dog", "a cat", ...]))
+    rec["label"], rec["correct"]
+
+The LLM sees only the code (never the image) and picks one of the lettered choices: the concept
+plus distractors, in a fixed, seeded order. Unparseable answers are recorded, not raised.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+from drawloop import prompts
+from drawloop.llm import ChatLLM, LLMError
+from drawloop.state import Drawing, Recognition
+
+
+def make_choices(concept: str, distractors: list[str], seed: int | None = 0) -> list[str]:
+    """The concept plus distractors, shuffled deterministically, without duplicates."""
+    options = [concept] + [d for d in dict.fromkeys(distractors) if d.strip().lower() != concept.strip().lower()]
+    random.Random(f"{concept}|{seed}").shuffle(options)
+    return options
+
+
+def parse_choice(answer: str, choices: list[str]) -> str | None:
+    """Map an answer like 'B', 'B.', '(b) a cat', 'The answer is B' or 'a cat' to a choice."""
+    letters = prompts.letters(len(choices))
+    text = answer.strip()
+    match = re.match(r"^[\s(\[*\"']*([A-Za-z])(?:[\s).\]:*\"',]|$)", text)
+    if match and match.group(1).upper() in letters:
+        return choices[letters.index(match.group(1).upper())]
+    match = re.search(r"\b(?:answer|option|choice)\s*(?:is|:)?\s*\(?([A-Z])\b", text, re.I)
+    if match and match.group(1).upper() in letters:
+        return choices[letters.index(match.group(1).upper())]
+    lowered = text.lower()
+    named = [c for c in choices if c.lower() in lowered]
+    if len(named) == 1:
+        return named[0]
+    return None
+
+
+class CodeRecognizer:
+    source = "code"
+
+    def __init__(self, llm: ChatLLM):
+        self.llm = llm
+
+    def recognize(self, drawing: Drawing) -> Recognition:
+        choices = drawing.choices or [drawing.concept]
+        prompt = prompts.RECOGNIZE.format(language=drawing.language, code=drawing.code,
+                                          options=prompts.options_block(choices))
+        try:
+            answer = self.llm.complete([("user", prompt)])
+        except LLMError as exc:
+            return Recognition(label=None, correct=False, confidence=None, choices=choices, source=self.source,
+                               error=str(exc))
+        label = parse_choice(answer.text, choices)
+        return Recognition(label=label, correct=label == drawing.concept, confidence=None, choices=choices,
+                           source=self.source, usage=answer.usage(),
+                           error=None if label else f"unparseable answer: {answer.text.strip()[:80]!r}")

@@ -1,0 +1,165 @@
+"""`draw()`: one concept, the whole loop, a run directory with everything in it.
+
+    from drawloop import draw
+    result = draw("a row of bicycles", model="local", max_iters=6)
+    result.best["image"], result.best_score, result.scores, result.stop_reason, result.run_dir
+
+    result = draw(resume="runs/20261125-101500-a-row-of-bicycles-1a2b")   # continue a killed run
+
+Pass `on_event` to watch trace events live (the CLI's rich view does), or agent instances /
+registered names (`critic=MyCritic()`) to swap any part of the loop.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from drawloop.agents.registry import AgentContext
+from drawloop.config import Settings
+from drawloop.graphs.refine import build_refine_graph
+from drawloop.graphs.stopping import StopRule
+from drawloop.llm import ModelHandle, open_model
+from drawloop.runs import Run
+from drawloop.state import Attempt, attempt_score
+from drawloop.trace.events import TraceEvent, TraceWriter
+
+MAX_CONCEPT_CHARS = 300
+THREAD = "main"
+
+
+def validate_concept(concept: str | None) -> str:
+    text = " ".join((concept or "").split())
+    if not text:
+        raise ValueError("the concept is empty: say what to draw, e.g. drawloop draw \"a red apple\"")
+    if len(text) > MAX_CONCEPT_CHARS:
+        raise ValueError(f"the concept is {len(text)} characters long; keep it under {MAX_CONCEPT_CHARS}")
+    return text
+
+
+@dataclass
+class DrawResult:
+    concept: str
+    run_dir: Path
+    attempts: list[Attempt]
+    best_index: int | None
+    stop_reason: str | None
+    model: str
+    seconds: float = 0.0
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def best(self) -> Attempt | None:
+        return self.attempts[self.best_index] if self.best_index is not None else None
+
+    @property
+    def best_score(self) -> float:
+        return attempt_score(self.best) if self.best else 0.0
+
+    @property
+    def best_image_path(self) -> Path | None:
+        best = self.best
+        return self.run_dir / best["image"] if best and best.get("image") else None
+
+    @property
+    def scores(self) -> list[float]:
+        return [attempt_score(a) for a in self.attempts]
+
+    @property
+    def history(self) -> list[float]:
+        return self.scores
+
+    def usage(self) -> dict[str, int]:
+        totals = {"tokens_in": 0, "tokens_out": 0}
+        for attempt in self.attempts:
+            parts = [attempt.get("usage") or {}, (attempt.get("recognition") or {}).get("usage") or {},
+                     (attempt.get("critique") or {}).get("usage") or {}]
+            for part in parts:
+                for key in totals:
+                    totals[key] += int(part.get(key) or 0)
+        return totals
+
+    def to_dict(self) -> dict[str, Any]:
+        best = self.best or {}
+        return {
+            "concept": self.concept,
+            "run_dir": str(self.run_dir),
+            "model": self.model,
+            "stop_reason": self.stop_reason,
+            "iterations": len(self.attempts),
+            "best_iteration": self.best_index,
+            "best_score": round(self.best_score, 4),
+            "best_image": str(self.best_image_path) if self.best_image_path else None,
+            "best_recognized_as": (best.get("recognition") or {}).get("label"),
+            "scores": [round(s, 4) for s in self.scores],
+            "recognized": [(a.get("recognition") or {}).get("label") for a in self.attempts],
+            "errors": [a.get("draw_error") or a.get("render_error") for a in self.attempts],
+            "usage": self.usage(),
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def _stop_rule(settings: Settings) -> StopRule:
+    return StopRule(max_iters=settings.max_iters, patience=settings.patience, min_delta=settings.min_delta,
+                    target=settings.target)
+
+
+def draw(concept: str | None = None, model: str | None = None, *, settings: Settings | None = None,
+         resume: str | Path | None = None, run_dir: str | Path | None = None,
+         on_event: Callable[[TraceEvent], None] | None = None, models: ModelHandle | None = None,
+         drawer: Any = None, renderer: Any = None, recognizer: Any = None, critic: Any = None,
+         review_nodes: list | None = None, **overrides: Any) -> DrawResult:
+    """Run the loop for one concept (or resume a run) and return the result.
+
+    `models` lets a caller reuse one open model backend across many draws (the demo does).
+    """
+    run = Run.open(resume) if resume else None
+    if run is not None:
+        concept = run.meta["concept"]
+        saved = {k: v for k, v in run.meta["settings"].items() if k != "api_key"}
+        settings = settings or Settings.from_env(**{**saved, **{k: v for k, v in overrides.items() if v is not None},
+                                                    **({"model": model} if model else {})})
+    else:
+        concept = validate_concept(concept)
+        settings = settings or Settings.from_env(model=model, **overrides)
+    owned = models is None
+    models = models or open_model(settings)
+    if owned:
+        models.open()
+    try:
+        return _run(run, concept, settings, models, run_dir, on_event,
+                    dict(drawer=drawer, renderer=renderer, recognizer=recognizer, critic=critic), review_nodes)
+    finally:
+        if owned:
+            models.close()
+
+
+def _run(run: Run | None, concept: str, settings: Settings, models: ModelHandle, run_dir, on_event,
+         agents: dict[str, Any], review_nodes) -> DrawResult:
+    run = run or Run.create(settings.runs_dir, concept, settings, model_label=models.label, run_dir=run_dir)
+    context = AgentContext(settings=settings, models=models)
+    config = {"configurable": {"thread_id": THREAD, "run_id": run.id, "seed": settings.seed}}
+    start = time.perf_counter()
+    with run.checkpointer() as saver, TraceWriter(run.trace_path) as writer:
+        graph = build_refine_graph(**agents, stop_rule=_stop_rule(settings), store=run.store, size=settings.size,
+                                   language=settings.language, n_distractors=settings.n_distractors,
+                                   review_nodes=review_nodes, checkpointer=saver, context=context)
+        snapshot = graph.get_state(config)
+        finished = bool(snapshot.values) and not snapshot.next
+        if not finished:
+            first_input = None if snapshot.values else {"concept": concept, "language": settings.language,
+                                                         "attempts": []}
+            for chunk in graph.stream(first_input, config, stream_mode="custom"):
+                event = TraceEvent.from_dict(chunk)
+                writer.write(event)
+                if on_event:
+                    on_event(event)
+        state = graph.get_state(config).values
+    result = DrawResult(concept=concept, run_dir=run.dir, attempts=list(state.get("attempts") or []),
+                        best_index=state.get("best"), stop_reason=state.get("stop_reason"),
+                        model=run.meta.get("model", models.label), seconds=time.perf_counter() - start,
+                        settings=settings.public())
+    run.finish(state, result.to_dict())
+    return result

@@ -1,0 +1,148 @@
+"""`drawloop draw` and `drawloop demo`.
+
+    drawloop draw "a red apple" --max-iters 6 --patience 2
+    drawloop draw "a red apple" --model openai:gpt-4o-mini
+    drawloop draw "a red apple" --model openai:qwen2.5-coder --base-url http://localhost:8000/v1
+    drawloop draw --resume runs/20261125-101500-a-red-apple-1a2b
+    drawloop draw "a red apple" --json          # machine-readable summary, no live view
+    drawloop demo                               # three concepts, offline, local model
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+DEMO_CONCEPTS = ("a red circle", "a bicycle", "a row of bicycles")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class UserError(Exception):
+    pass
+
+
+def _settings(**options):
+    from drawloop.agents.critic import parse_weights
+    from drawloop.config import Settings
+
+    weights = options.pop("weights", None)
+    settings = Settings.from_env(**options)
+    if weights:
+        settings.extra["weights"] = parse_weights(weights)
+    return settings
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from drawloop.llm import LLMError
+    from drawloop.local_model import LocalModelError
+
+    return (ValueError, LLMError, LocalModelError, FileNotFoundError, UserError)
+
+
+def _draw_one(concept, settings, models, as_json, resume=None):
+    from drawloop.api import draw
+    from drawloop.trace.view import LiveView, summary_panel
+
+    if as_json:
+        return draw(concept, settings=settings, models=models, resume=resume)
+    view = LiveView(concept or f"resuming {resume}", model=models.label if models else settings.model,
+                    console=console)
+    try:
+        with view:
+            result = draw(concept, settings=settings, models=models, resume=resume, on_event=view.update)
+    except KeyboardInterrupt:
+        if view.run_id:
+            err_console.print(f"[yellow]interrupted.[/] resume with: drawloop draw --resume "
+                              f"{Path(settings.runs_dir) / view.run_id}")
+        raise typer.Exit(130)
+    console.print(summary_panel(result))
+    return result
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("draw")
+    def draw_command(
+        concept: Optional[str] = typer.Argument(None, help="What to draw, e.g. \"a parrot in a jungle\"."),
+        model: Optional[str] = typer.Option(None, help="local | local:/path.gguf | openai:NAME (default: local)."),
+        base_url: Optional[str] = typer.Option(None, help="Any OpenAI-compatible server, e.g. http://localhost:8000/v1."),
+        critic_model: Optional[str] = typer.Option(None, help="A vision-language model for the critic (image input)."),
+        max_iters: int = typer.Option(5, help="Hard cap on attempts."),
+        patience: int = typer.Option(2, help="Stop after this many attempts without improvement."),
+        min_delta: float = typer.Option(0.01, help="Smallest score gain that counts as improvement."),
+        target: Optional[float] = typer.Option(None, help="Stop once the best score reaches this."),
+        language: str = typer.Option("svg", help="Drawing language: svg or python."),
+        feedback: str = typer.Option("critic", help="critic: full critic+recognizer feedback; plain: 'improve it'."),
+        weights: Optional[str] = typer.Option(None, help="Critic weights, e.g. sanity=1,recognition=2,llm=1."),
+        recognizer: str = typer.Option("code", help="Registered recognizer name."),
+        critic: str = typer.Option("default", help="Registered critic name."),
+        temperature: float = typer.Option(0.7),
+        seed: Optional[int] = typer.Option(None),
+        size: int = typer.Option(256, help="Render size in pixels."),
+        out: Path = typer.Option(Path("runs"), "--out", help="Directory that holds run directories."),
+        resume: Optional[Path] = typer.Option(None, help="Resume an interrupted run directory."),
+        as_json: bool = typer.Option(False, "--json", help="Print a JSON summary instead of the live view."),
+    ) -> None:
+        """Draw one concept: draw -> render -> recognize -> critique -> redraw until it stops improving."""
+        from drawloop.llm import open_model
+
+        try:
+            if resume is None and concept is None:
+                raise UserError("say what to draw (drawloop draw \"a red apple\") or pass --resume RUN_DIR")
+            settings = _settings(model=model, base_url=base_url, critic_model=critic_model, max_iters=max_iters,
+                                 patience=patience, min_delta=min_delta, target=target, language=language,
+                                 feedback=feedback, weights=weights, recognizer=recognizer, critic=critic,
+                                 temperature=temperature, seed=seed, size=size, runs_dir=str(out))
+            if resume is not None:
+                result = _draw_resume(resume, as_json)  # the run's own settings decide the model
+            else:
+                from drawloop.api import validate_concept
+
+                concept = validate_concept(concept)
+                with open_model(settings) as models:
+                    result = _draw_one(concept, settings, models, as_json)
+        except _known_errors() as exc:
+            err_console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(2)
+        if as_json:
+            print(json.dumps(result.to_dict(), indent=2))
+
+    @app.command("demo")
+    def demo_command(
+        model: Optional[str] = typer.Option(None, help="Default: the embedded local model (offline)."),
+        max_iters: int = typer.Option(4),
+        patience: int = typer.Option(2),
+        out: Path = typer.Option(Path("runs"), "--out"),
+    ) -> None:
+        """Draw three concepts of increasing difficulty offline, with the live trace."""
+        from drawloop.llm import open_model
+
+        try:
+            settings = _settings(model=model, max_iters=max_iters, patience=patience, runs_dir=str(out), seed=0)
+            with open_model(settings) as models:
+                console.print(f"[bold]drawloop demo[/] · model {models.label} · "
+                              f"{len(DEMO_CONCEPTS)} concepts, up to {max_iters} iterations each")
+                results = [_draw_one(concept, settings, models, as_json=False) for concept in DEMO_CONCEPTS]
+        except _known_errors() as exc:
+            err_console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(2)
+        console.print("\n[bold]contact sheets[/] (open them to see every iteration):")
+        for result in results:
+            console.print(f"  {result.run_dir / 'contact_sheet.png'}   best {result.best_score:.2f}")
+
+
+def _draw_resume(resume: Path, as_json: bool):
+    from drawloop.config import Settings
+    from drawloop.llm import open_model
+    from drawloop.runs import Run
+
+    run = Run.open(resume)
+    saved = {k: v for k, v in run.meta["settings"].items() if k != "api_key"}
+    run_settings = Settings.from_env(**{**saved, "runs_dir": str(resume.parent)})
+    with open_model(run_settings) as models:
+        return _draw_one(None, run_settings, models, as_json, resume=resume)

@@ -1,0 +1,188 @@
+"""Chat models: one factory for every backend, and one careful way to call them.
+
+    with open_model(Settings.from_env(model="local")) as models:
+        drawer_llm = models.chat(max_tokens=1200)          # a ChatLLM
+        answer = drawer_llm.complete([("system", "..."), ("user", "Draw a cat")], stop=["</svg>"])
+        answer.text, answer.tokens_out, answer.seconds
+
+Everything goes through langchain-openai's ChatOpenAI: OpenAI itself (`openai:gpt-4o-mini`), any
+OpenAI-compatible server (`--base-url http://host:8000/v1`), or the embedded llama.cpp server
+(`local`, `local:/path/model.gguf`). Timeouts, retries with backoff, empty-answer handling and
+token accounting live here, once. Unit tests pass any langchain chat model (e.g.
+GenericFakeChatModel) to `ChatLLM` directly.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import httpx
+from langchain_core.language_models.chat_models import BaseChatModel
+
+from drawloop.config import Settings
+
+
+class LLMError(RuntimeError):
+    """The model could not give a usable answer (unreachable, refused, empty) after retries."""
+
+
+@dataclass
+class Completion:
+    text: str
+    tokens_in: int = 0
+    tokens_out: int = 0
+    seconds: float = 0.0
+    attempts: int = 1
+
+    def usage(self) -> dict:
+        return {"tokens_in": self.tokens_in, "tokens_out": self.tokens_out,
+                "seconds": round(self.seconds, 3), "calls": self.attempts}
+
+
+def _is_retryable(exc: Exception) -> bool:
+    try:
+        import openai
+    except ImportError:  # pragma: no cover - openai ships with langchain-openai
+        return True
+    if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError,
+                        openai.BadRequestError, openai.UnprocessableEntityError)):
+        return False
+    return True
+
+
+def _describe(exc: Exception) -> str:
+    name = type(exc).__name__
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{name}: {text}"[:300] if text else name
+
+
+class ChatLLM:
+    """A chat model plus the calling discipline: retries, backoff, empty answers, usage."""
+
+    def __init__(self, chat: BaseChatModel, retries: int = 2, backoff: float = 1.0, name: str = ""):
+        self.chat = chat
+        self.retries = retries
+        self.backoff = backoff
+        self.name = name or getattr(chat, "model_name", None) or type(chat).__name__
+
+    def complete(self, messages: Sequence[tuple[str, str]] | Sequence[Any], stop: list[str] | None = None,
+                 **kwargs: Any) -> Completion:
+        last_error = "no attempt made"
+        start = time.perf_counter()
+        for attempt in range(1, self.retries + 2):
+            try:
+                message = self.chat.invoke(list(messages), stop=stop, **kwargs)
+            except Exception as exc:  # the client raises many types; classify, don't crash
+                last_error = _describe(exc)
+                if not _is_retryable(exc):
+                    raise LLMError(f"model {self.name} refused the request: {last_error}") from exc
+            else:
+                text = message.content if isinstance(message.content, str) else _join_parts(message.content)
+                if text.strip():
+                    usage = getattr(message, "usage_metadata", None) or {}
+                    return Completion(text, int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)),
+                                      time.perf_counter() - start, attempt)
+                last_error = "empty answer"
+            if attempt <= self.retries:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+        raise LLMError(f"model {self.name} gave no usable answer after {self.retries + 1} tries ({last_error})")
+
+
+def _join_parts(content: list) -> str:
+    return "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
+
+
+def parse_model_spec(spec: str) -> tuple[str, str]:
+    """'local' -> ('local', default model); 'local:x' -> ('local', x); 'openai:gpt-4o' -> ('openai', 'gpt-4o')."""
+    from drawloop.local_model import DEFAULT_MODEL
+
+    spec = (spec or "local").strip()
+    provider, _, name = spec.partition(":")
+    if provider == "local":
+        return "local", name or DEFAULT_MODEL
+    if provider == "openai":
+        if not name:
+            raise ValueError("--model openai:NAME needs a model name, e.g. openai:gpt-4o-mini")
+        return "openai", name
+    raise ValueError(f"unknown model spec {spec!r}: use local, local:/path.gguf, or openai:NAME (with --base-url "
+                     "for any OpenAI-compatible server)")
+
+
+def check_reachable(base_url: str, api_key: str | None = None, timeout: float = 5.0) -> None:
+    """Fail fast with a clear message when an OpenAI-compatible server cannot be reached."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        httpx.get(base_url.rstrip("/") + "/models", headers=headers, timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise LLMError(f"cannot reach the model server at {base_url} ({_describe(exc)}). "
+                       "Is it running, and is --base-url right (it usually ends in /v1)?") from exc
+
+
+class ModelHandle:
+    """Owns the model backend for a run: starts the local server if needed, stops it at the end."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.provider, self.model_name = parse_model_spec(settings.model)
+        self.server = None
+        self.base_url = settings.base_url
+        self.api_key = settings.api_key
+
+    def __enter__(self) -> "ModelHandle":
+        return self.open()
+
+    def open(self) -> "ModelHandle":
+        if self.provider == "local" and not self.settings.base_url:
+            from drawloop.local_model import LocalServer, model_path
+
+            self.server = LocalServer(model_path(self.model_name), threads=self.settings.threads).start()
+            self.base_url, self.api_key = self.server.base_url, "sk-local"
+        elif self.base_url:
+            self.api_key = self.api_key or "EMPTY"
+            check_reachable(self.base_url, self.api_key)
+        elif not self.api_key:
+            raise LLMError("no API key: set OPENAI_API_KEY (or DRAWLOOP_API_KEY), or use --model local, "
+                           "or point --base-url at an OpenAI-compatible server")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    @property
+    def label(self) -> str:
+        """What reports say about the model: provider, name and endpoint."""
+        where = "embedded llama.cpp" if self.server else (self.base_url or "api.openai.com")
+        return f"{self.provider}:{self.model_name} ({where})"
+
+    def chat(self, max_tokens: int | None = None, temperature: float | None = None) -> ChatLLM:
+        from langchain_openai import ChatOpenAI
+
+        settings = self.settings
+        max_tokens = max_tokens or settings.max_tokens
+        kwargs: dict[str, Any] = dict(
+            model=self.model_name if self.provider == "openai" else "local",
+            api_key=self.api_key,
+            temperature=settings.temperature if temperature is None else temperature,
+            timeout=settings.request_timeout,
+            max_retries=0,  # ChatLLM retries, with backoff and empty-answer handling
+            max_tokens=max_tokens,
+        )
+        if self.base_url:
+            kwargs["base_url"] = self.base_url
+            # Some compatible servers ignore max_completion_tokens; max_tokens they all honour.
+            kwargs["extra_body"] = {"max_tokens": max_tokens}
+        return ChatLLM(ChatOpenAI(**kwargs), retries=settings.retries, name=f"{self.provider}:{self.model_name}")
+
+
+def open_model(settings: Settings) -> ModelHandle:
+    return ModelHandle(settings)
+
+
+ChatFactory = Callable[..., ChatLLM]

@@ -1,0 +1,190 @@
+"""A run on disk: one directory per `drawloop draw`, everything needed to resume or replay it.
+
+    run = Run.create("runs", concept="a red apple", settings=settings)
+    path = run.store.put(png_bytes, ".png")      # "artifacts/3f/3fa9....png", content-addressed
+    with run.checkpointer() as saver: ...         # LangGraph SQLite checkpointer for this run
+    run.finish(state)                             # best.svg, best.png, contact_sheet.png, result.json
+
+Layout of runs/<run-id>/:
+    run.json            what was asked: concept, settings (no secrets), model, versions
+    checkpoints.sqlite  LangGraph state after every node, keyed by thread id -> resume
+    trace.jsonl         one event per node start/end (trace/events.py)
+    artifacts/          every attempt's code and PNG, named by SHA-256
+    best.svg|py, best.png, contact_sheet.png, result.json   written when the thread finishes
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import re
+import secrets
+import sqlite3
+from pathlib import Path
+from typing import Any, Iterator
+
+from drawloop.state import Attempt, DrawState, attempt_score
+
+CODE_SUFFIX = {"svg": ".svg", "python": ".py"}
+
+
+def slug(text: str, limit: int = 40) -> str:
+    cleaned = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return cleaned[:limit].rstrip("-") or "run"
+
+
+def new_run_id(concept: str) -> str:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{slug(concept, 32)}-{secrets.token_hex(2)}"
+
+
+class ArtifactStore:
+    """Content-addressed files under <run>/artifacts; paths returned are relative to the run."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+
+    def put(self, data: bytes | str, suffix: str) -> str:
+        blob = data.encode("utf-8") if isinstance(data, str) else data
+        digest = hashlib.sha256(blob).hexdigest()
+        rel = Path("artifacts") / digest[:2] / f"{digest}{suffix}"
+        target = self.run_dir / rel
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(target.suffix + f".tmp{os.getpid()}")
+            tmp.write_bytes(blob)
+            os.replace(tmp, target)  # atomic: a killed run never leaves half a file
+        return rel.as_posix()
+
+    def read(self, rel: str) -> bytes:
+        return (self.run_dir / rel).read_bytes()
+
+    def path(self, rel: str) -> Path:
+        return self.run_dir / rel
+
+
+class Run:
+    def __init__(self, run_dir: Path, meta: dict[str, Any]):
+        self.dir = Path(run_dir)
+        self.meta = meta
+        self.store = ArtifactStore(self.dir)
+
+    @property
+    def id(self) -> str:
+        return self.dir.name
+
+    @property
+    def trace_path(self) -> Path:
+        return self.dir / "trace.jsonl"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.dir / "checkpoints.sqlite"
+
+    @classmethod
+    def create(cls, runs_dir: str | Path, concept: str, settings: Any, model_label: str = "",
+               run_dir: str | Path | None = None) -> "Run":
+        path = Path(run_dir) if run_dir else Path(runs_dir) / new_run_id(concept)
+        path.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "run_id": path.name,
+            "concept": concept,
+            "created": dt.datetime.now().isoformat(timespec="seconds"),
+            "model": model_label or getattr(settings, "model", ""),
+            "settings": settings.public() if hasattr(settings, "public") else dict(settings),
+        }
+        (path / "run.json").write_text(json.dumps(meta, indent=2))
+        return cls(path, meta)
+
+    @classmethod
+    def open(cls, run_dir: str | Path) -> "Run":
+        path = Path(run_dir)
+        meta_path = path / "run.json"
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"{path} is not a drawloop run (no run.json)")
+        return cls(path, json.loads(meta_path.read_text()))
+
+    @contextlib.contextmanager
+    def checkpointer(self) -> Iterator[Any]:
+        from langgraph.checkpoint.sqlite import SqliteSaver
+
+        conn = sqlite3.connect(self.checkpoint_path, check_same_thread=False)
+        try:
+            yield SqliteSaver(conn)
+        finally:
+            conn.close()
+
+    def finish(self, state: DrawState, summary: dict[str, Any]) -> None:
+        """Write the best drawing, the contact sheet and result.json (idempotent)."""
+        attempts = state.get("attempts") or []
+        best = state.get("best")
+        if best is not None and attempts:
+            attempt = attempts[best]
+            suffix = CODE_SUFFIX.get(attempt.get("language", "svg"), ".txt")
+            (self.dir / f"best{suffix}").write_text(attempt.get("code", ""))
+            if attempt.get("image"):
+                (self.dir / "best.png").write_bytes(self.store.read(attempt["image"]))
+        if attempts:
+            contact_sheet(attempts, self.store, best=best, title=state.get("concept", ""),
+                          path=self.dir / "contact_sheet.png")
+        (self.dir / "result.json").write_text(json.dumps(summary, indent=2, default=str))
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    for candidate in ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+                      "/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed.ttf"):
+        if os.path.exists(candidate):
+            return ImageFont.truetype(candidate, size)
+    return ImageFont.load_default(size=size)
+
+
+def _caption(attempt: Attempt) -> list[str]:
+    line1 = f"iter {attempt.get('iteration', 0)}  score {attempt_score(attempt):.2f}"
+    recognition = attempt.get("recognition") or {}
+    if attempt.get("draw_error"):
+        line2 = "no code: " + attempt["draw_error"]
+    elif attempt.get("render_error"):
+        line2 = "render failed: " + attempt["render_error"]
+    elif recognition.get("label"):
+        mark = "right" if recognition.get("correct") else "wrong"
+        line2 = f"seen as: {recognition['label']} ({mark})"
+    else:
+        line2 = "not recognized"
+    return [line1, line2]
+
+
+def contact_sheet(attempts: list[Attempt], store: ArtifactStore, best: int | None, title: str, path: Path,
+                  tile: int = 220, columns: int = 4) -> Path:
+    """A PNG grid of every attempt with its score and what the recognizer saw; the best is framed."""
+    from PIL import Image, ImageDraw
+
+    caption_h, header_h, pad = 38, 34, 10
+    rows = (len(attempts) + columns - 1) // columns
+    cols = min(columns, len(attempts))
+    sheet = Image.new("RGB", (pad + cols * (tile + pad), header_h + rows * (tile + caption_h + pad)), "white")
+    draw = ImageDraw.Draw(sheet)
+    draw.text((pad, 8), title[:90], fill="black", font=_font(18))
+    small = _font(12)
+    for i, attempt in enumerate(attempts):
+        x = pad + (i % columns) * (tile + pad)
+        y = header_h + (i // columns) * (tile + caption_h + pad)
+        if attempt.get("image"):
+            image = Image.open(io.BytesIO(store.read(attempt["image"]))).convert("RGB")
+            sheet.paste(image.resize((tile, tile)), (x, y))
+        else:
+            draw.rectangle([x, y, x + tile - 1, y + tile - 1], fill=(236, 236, 236))
+            draw.line([x, y, x + tile - 1, y + tile - 1], fill=(200, 80, 80), width=2)
+            draw.line([x + tile - 1, y, x, y + tile - 1], fill=(200, 80, 80), width=2)
+        outline = (30, 150, 60) if i == best else (190, 190, 190)
+        draw.rectangle([x - 1, y - 1, x + tile, y + tile], outline=outline, width=4 if i == best else 1)
+        for j, line in enumerate(_caption(attempt)):
+            draw.text((x, y + tile + 4 + j * 15), line[:38], fill="black", font=small)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+    return path

@@ -1,0 +1,101 @@
+"""The LangGraph state of one drawing thread, and the records it accumulates.
+
+A thread draws one concept. Each pass through the loop builds one `Attempt` in `current`
+(draw -> render -> recognize -> critique), and `decide` appends it to `attempts`, so the
+checkpointed state always says exactly which attempts are finished:
+
+    state = {"concept": "a red apple", "language": "svg", "choices": [...],
+             "attempts": [Attempt, ...], "current": Attempt | None,
+             "best": 0, "stop_reason": None}
+
+Records are plain dicts (TypedDicts) so they checkpoint, serialise to JSON and diff cleanly.
+Images live in the run's artifact store; state holds their paths, never raw bytes.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+from typing import Annotated, Any, TypedDict
+
+
+class Usage(TypedDict, total=False):
+    tokens_in: int
+    tokens_out: int
+    seconds: float
+    calls: int
+
+
+class Recognition(TypedDict, total=False):
+    label: str | None          # what the recognizer chose (one of the choices), None if it failed
+    correct: bool              # label == concept
+    confidence: float | None   # in [0, 1] when the recognizer can tell
+    choices: list[str]
+    source: str                # "code" (LLM reads the code), "pixels" (kNN gallery), ...
+    error: str | None
+    usage: Usage
+
+
+class Critique(TypedDict, total=False):
+    score: float               # combined, in [0, 1]
+    scores: dict[str, float]   # per scorer, in [0, 1]
+    feedback: str              # concrete, actionable text for the drawer
+    usage: Usage
+
+
+class Attempt(TypedDict, total=False):
+    iteration: int
+    code: str
+    language: str
+    raw: str                   # the model's whole answer, before extraction
+    image: str | None          # artifact path of the PNG (relative to the run dir)
+    code_path: str | None      # artifact path of the code
+    render_error: str | None   # renderer refused or failed: the reason, fed back to the drawer
+    draw_error: str | None     # the model failed to answer usable code
+    recognition: Recognition | None
+    critique: Critique | None
+    usage: Usage               # the drawer's tokens and seconds
+    seconds: dict[str, float]  # wall time per node
+
+
+class DrawState(TypedDict, total=False):
+    concept: str
+    language: str
+    choices: list[str]         # concept + distractors, in the order shown to the recognizer
+    attempts: Annotated[list[Attempt], operator.add]
+    current: Attempt | None
+    best: int | None           # index into attempts
+    stop_reason: str | None
+
+
+def attempt_score(attempt: Attempt) -> float:
+    """Score of a finished attempt; failed or unscored attempts count as 0."""
+    critique = attempt.get("critique") or {}
+    return float(critique.get("score") or 0.0)
+
+
+def failed(attempt: Attempt) -> bool:
+    return bool(attempt.get("draw_error") or attempt.get("render_error"))
+
+
+@dataclass
+class Drawing:
+    """What recognizers and critics look at: one rendered (or failed) attempt.
+
+    `png` is None when rendering failed; `render_error` then says why.
+    """
+
+    concept: str
+    code: str
+    language: str = "svg"
+    png: bytes | None = None
+    render_error: str | None = None
+    draw_error: str | None = None
+    choices: list[str] = field(default_factory=list)
+    recognition: Recognition | None = None
+    iteration: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.png is not None and not self.render_error and not self.draw_error

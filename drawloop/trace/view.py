@@ -1,0 +1,128 @@
+"""The live terminal view of a drawing run (rich).
+
+    view = LiveView(concept="a red apple", model="local:qwen2.5-coder-1.5b")
+    with view:
+        result = draw("a red apple", on_event=view.update)
+    console.print(summary_panel(result))
+
+One row per iteration: draw time and tokens, render outcome, what the recognizer saw, the
+critic's score per scorer, and the first line of its feedback; a status line says which node is
+running right now.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.spinner import Spinner
+from rich.table import Table
+from rich.text import Text
+
+from drawloop.trace.events import TraceEvent
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float]) -> str:
+    return "".join(SPARK[min(len(SPARK) - 1, int(max(0.0, min(1.0, v)) * (len(SPARK) - 1) + 0.5))] for v in values)
+
+
+class LiveView:
+    def __init__(self, concept: str, model: str = "", console: Console | None = None):
+        self.concept = concept
+        self.model = model
+        self.console = console or Console()
+        self.rows: dict[int, dict[str, Any]] = {}
+        self.running: str | None = None
+        self.running_since = time.monotonic()
+        self.stop_reason: str | None = None
+        self.run_id = ""
+        self._live: Live | None = None
+
+    def __enter__(self) -> "LiveView":
+        self._live = Live(self.render(), console=self.console, refresh_per_second=8, transient=False)
+        self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.running = None
+        if self._live:
+            self._live.update(self.render())
+            self._live.__exit__(*exc)
+
+    def update(self, event: TraceEvent) -> None:
+        self.run_id = event.run or self.run_id
+        row = self.rows.setdefault(event.iteration, {})
+        if event.phase == "start":
+            self.running, self.running_since = event.node, time.monotonic()
+        elif event.node == "draw":
+            row["draw"] = f"{event.seconds or 0:.1f}s" + (f" · {event.tokens_out} tok" if event.tokens_out else "")
+            if event.error:
+                row["render"] = Text("no code", style="red")
+                row["note"] = event.error
+        elif event.node == "render":
+            row["render"] = Text("ok", style="green") if not event.error else Text("failed", style="red")
+            if event.error:
+                row["note"] = event.error
+        elif event.node == "recognize":
+            rec = event.recognition or {}
+            label = rec.get("label") or "?"
+            row["seen"] = Text(label, style="green" if rec.get("correct") else "yellow")
+        elif event.node == "critique":
+            row["score"] = event.score
+            row["scores"] = " ".join(f"{k[:4]} {v:.2f}" for k, v in (event.scores or {}).items())
+            if event.message and "note" not in row:
+                row["note"] = event.message
+        elif event.node == "decide":
+            self.running = None
+            if event.message and event.message != "continue":
+                self.stop_reason = event.message
+        if self._live:
+            self._live.update(self.render())
+
+    def render(self) -> Group:
+        table = Table(title=f"[bold]{self.concept}[/]  [dim]{self.model}[/]", expand=True, title_justify="left")
+        table.add_column("iter", justify="right", width=4)
+        table.add_column("draw", width=16)
+        table.add_column("render", width=7)
+        table.add_column("recognized as", width=22)
+        table.add_column("score", justify="right", width=6)
+        table.add_column("per scorer", width=26)
+        table.add_column("feedback", ratio=1, no_wrap=True, overflow="ellipsis")
+        scores = []
+        for iteration in sorted(self.rows):
+            row = self.rows[iteration]
+            score = row.get("score")
+            if score is not None:
+                scores.append(score)
+            note = (row.get("note") or "").strip().splitlines()
+            table.add_row(str(iteration), row.get("draw", ""), row.get("render", ""), row.get("seen", ""),
+                          f"{score:.2f}" if score is not None else "", row.get("scores", ""),
+                          note[0] if note else "")
+        parts: list[Any] = [table]
+        if scores:
+            parts.append(Text(f"score curve  {sparkline(scores)}  best {max(scores):.2f}"))
+        if self.running:
+            elapsed = time.monotonic() - self.running_since
+            parts.append(Spinner("dots", text=f" {self.running} … {elapsed:.0f}s"))
+        elif self.stop_reason:
+            parts.append(Text(f"stopped: {self.stop_reason}", style="bold"))
+        return Group(*parts)
+
+
+def summary_panel(result: Any) -> Panel:
+    data = result.to_dict()
+    lines = [
+        f"[bold]best score[/] {data['best_score']:.2f} at iteration {data['best_iteration']}"
+        f"  ·  recognized as: {data['best_recognized_as'] or '—'}",
+        f"[bold]scores[/] {' → '.join(f'{s:.2f}' for s in data['scores'])}  {sparkline(data['scores'])}",
+        f"[bold]stop[/] {data['stop_reason']}  ·  {data['iterations']} iterations  ·  {data['seconds']:.0f}s"
+        f"  ·  tokens in/out {data['usage']['tokens_in']}/{data['usage']['tokens_out']}",
+        f"[bold]model[/] {data['model']}",
+        f"[bold]run[/] {data['run_dir']}  (best.png, contact_sheet.png, trace.jsonl)",
+    ]
+    return Panel("\n".join(lines), title=data["concept"], expand=False)

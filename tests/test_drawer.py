@@ -1,0 +1,109 @@
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from conftest import APPLE, fake_llm
+from drawloop.agents.drawer import Drawer, NoCodeError, extract_code, extract_svg, observations, repair_svg
+
+
+def parses(svg: str) -> bool:
+    ET.fromstring(svg)
+    return True
+
+
+def test_plain_svg_passes_through():
+    assert extract_svg(APPLE) == APPLE
+
+
+def test_fenced_svg_with_prose_around():
+    answer = f"Sure! Here is an apple:\n\n```svg\n{APPLE}\n```\n\nThis uses a red circle for the body."
+    assert extract_svg(answer) == APPLE
+
+
+def test_xml_fence_and_text_after_closing_tag():
+    answer = f"```xml\n{APPLE}\nSome trailing words\n```"
+    assert extract_svg(answer) == APPLE
+
+
+def test_unfenced_svg_inside_prose():
+    answer = f"I drew it: {APPLE} Hope you like it."
+    assert extract_svg(answer) == APPLE
+
+
+def test_missing_xmlns_is_added():
+    svg = extract_svg('<svg width="100" height="100"><circle cx="50" cy="50" r="40" fill="red"/></svg>')
+    root = ET.fromstring(svg)
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    assert root.get("viewBox") == "0 0 100 100"
+
+
+def test_missing_xlink_namespace_is_added():
+    svg = extract_svg('<svg xmlns="http://www.w3.org/2000/svg"><defs><circle id="c" r="5"/></defs>'
+                      '<use xlink:href="#c"/></svg>')
+    assert 'xmlns:xlink="http://www.w3.org/1999/xlink"' in svg and parses(svg)
+
+
+def test_answer_cut_by_stop_sequence_is_closed():
+    # the server stops *at* </svg> and does not return it
+    svg = extract_svg('```svg\n<svg xmlns="http://www.w3.org/2000/svg"><g><circle r="4"/></g>\n')
+    assert svg.endswith("</svg>") and parses(svg)
+
+
+def test_answer_truncated_mid_tag_is_cut_back_and_closed():
+    svg = extract_svg('<svg xmlns="http://www.w3.org/2000/svg"><g fill="red"><circle r="4"/><path d="M 0 0 L 10')
+    assert parses(svg)
+    assert "<path" not in svg and svg.endswith("</g></svg>")
+
+
+def test_plain_doctype_is_dropped_but_entities_are_not_silently_fixed():
+    svg = repair_svg('<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd">'
+                     '<svg xmlns="http://www.w3.org/2000/svg"/>')
+    assert "DOCTYPE" not in svg
+    hostile = '<!DOCTYPE svg [<!ENTITY x "boom">]><svg xmlns="http://www.w3.org/2000/svg">&x;</svg>'
+    assert "ENTITY" in extract_svg(hostile) or "&x;" in extract_svg(hostile)
+
+
+@pytest.mark.parametrize("answer", ["I cannot draw that.", "", "```python\nprint('hi')\n```"])
+def test_prose_without_svg_raises(answer):
+    with pytest.raises(NoCodeError):
+        extract_svg(answer)
+
+
+def test_python_extraction_takes_the_code_block():
+    code = extract_code("Here:\n```python\nimport matplotlib.pyplot as plt\nfig, ax = plt.subplots()\n```\n", "python")
+    assert code.startswith("import matplotlib") and code.endswith("\n")
+    with pytest.raises(NoCodeError):
+        extract_code("I would draw a cat with ears.", "python")
+
+
+def test_drawer_first_draft_and_revision_prompts():
+    drawer = Drawer(fake_llm(f"```svg\n{APPLE}\n```", APPLE), size=128)
+    first = drawer.messages("a red apple", "svg", [])
+    assert "Draw a red apple." in first[-1][1] and "0 0 128 128" in first[0][1]
+    history = [{"iteration": 0, "code": APPLE, "language": "svg", "render_error": None,
+                "recognition": {"label": "a tomato", "correct": False},
+                "critique": {"score": 0.4, "feedback": "- add a leaf"}}]
+    revision = drawer.messages("a red apple", "svg", history)[-1][1]
+    assert APPLE in revision and "a tomato" in revision and "- add a leaf" in revision and "0.40" in revision
+
+
+def test_plain_feedback_mode_hides_the_critic():
+    drawer = Drawer(fake_llm(APPLE), feedback="plain")
+    history = [{"iteration": 0, "code": APPLE, "language": "svg", "critique": {"score": 0.4, "feedback": "SECRET"}}]
+    text = drawer.messages("a red apple", "svg", history)[-1][1]
+    assert "Improve your drawing" in text and "SECRET" not in text
+
+
+def test_revision_after_render_error_leads_with_the_error():
+    text = observations("a cat", {"code": "<svg/>", "render_error": "root element must be <svg>"})
+    assert text.startswith("The code failed to render: root element must be <svg>")
+
+
+def test_draw_records_prose_answer_as_error_not_exception():
+    draft = Drawer(fake_llm("Sorry, I can only describe it: a red round fruit.")).draw("an apple", "svg", [])
+    assert draft.code == "" and "no <svg>" in draft.error and draft.raw.startswith("Sorry")
+
+
+def test_draw_records_llm_failure():
+    draft = Drawer(fake_llm("")).draw("an apple", "svg", [])
+    assert draft.code == "" and "no usable answer" in draft.error
