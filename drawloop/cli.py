@@ -23,6 +23,7 @@ app = typer.Typer(
 # One line per command module; each defines register(app).
 COMMAND_MODULES = (
     "drawloop.commands.draw",
+    "drawloop.commands.concepts",
 )
 
 
