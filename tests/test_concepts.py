@@ -152,6 +152,8 @@ def test_distractors_for_free_text_uses_mentioned_categories_and_never_the_menti
     assert distractors_for("a zorblax", n=5, seed=7) == unknown
     with pytest.raises(ValueError):
         distractors_for("a cat", n=-1)
+    with pytest.raises(TypeError):
+        distractors_for(None)
     with pytest.raises(ValueError):
         distractors_for("a zorblax", n=10_000)
 

@@ -11,9 +11,9 @@ never something the concept's picture would also show, like "a cake" for "a car-
 
     from drawloop.concepts import LEVELS, load_concepts, get_concept, distractors_for, slugify
     objects = load_concepts(["objects"])        # [Concept(name='a cat', level='objects', ...), ...]
-    get_concept("a parrot").distractors         # ('a toucan', 'an ostrich', ..., 'a ladder')
+    get_concept("a parrot").distractors         # ('a hummingbird', 'a duck', ..., 'a wrench', ...)
     get_concept("a guitar-shaped cake")         # any generated concept resolves, not just the fixed set
-    distractors_for("a purple bicycle", n=4)    # free text: other vehicles; seeded, never the text
+    distractors_for("a purple bicycle", n=4)    # free text: other vehicles, never "a bicycle"
     generate_relations(10, seed=3)              # fresh relations, the same list for the same seed
     slugify("a parrot in a jungle")             # 'parrot-in-a-jungle' (dataset folder names)
 
@@ -88,6 +88,8 @@ def distractors_for(concept_text: str, n: int = 4, seed: int = 0) -> list[str]:
     """n distractors for any concept text, deterministic under seed. Known concepts use their own
     distractors (then their category); free text uses the categories of the objects it mentions,
     else random objects. Never the text itself, never an object the text mentions."""
+    if not isinstance(concept_text, str):
+        raise TypeError(f"concept_text must be a string, got {type(concept_text).__name__}")
     if not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be a non-negative integer, got {n!r}")
     rng = random.Random(seed)
