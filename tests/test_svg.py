@@ -3,18 +3,16 @@ hostile corpus in tests/hostile/ (nothing outside the drawing is read, nothing i
 
 from __future__ import annotations
 
-import ctypes
 import io
-import os
 import pathlib
-import select
 import socket
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from drawloop.renderers import render
+from canary_watch import FileWatch, connected, loopback_listener
+from drawloop.renderers import render, render_many
 from drawloop.renderers.svg import DEFAULT_ENGINE, ENGINES, normalise_colors, render_svg
 
 HEAD = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100">'
@@ -132,25 +130,6 @@ def test_in_process_and_isolated_renders_are_identical():
 
 # --- the hostile corpus --------------------------------------------------------------------------
 
-class FileWatch:
-    """inotify on paths: did anything open or read them? (The canary-read proof.)"""
-
-    IN_ACCESS, IN_OPEN = 0x1, 0x20
-
-    def __init__(self, paths):
-        self.libc = ctypes.CDLL(None, use_errno=True)
-        self.fd = self.libc.inotify_init1(os.O_NONBLOCK)
-        assert self.fd >= 0
-        for path in paths:
-            assert self.libc.inotify_add_watch(self.fd, str(path).encode(), self.IN_ACCESS | self.IN_OPEN) >= 0
-
-    def events(self) -> bytes:
-        try:
-            return os.read(self.fd, 65536)
-        except BlockingIOError:
-            return b""
-
-
 @pytest.fixture
 def hostile_setup(tmp_path, monkeypatch):
     """A canary PNG in a folder (absolute path), copies in the cwd and its parent (relative paths),
@@ -162,13 +141,11 @@ def hostile_setup(tmp_path, monkeypatch):
     for path in (canary, work / "canary.png", tmp_path / "canary.png"):
         Image.new("RGB", (64, 64), MAGENTA).save(path)
     monkeypatch.chdir(work)
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
+    listener = loopback_listener()
     watch = FileWatch([canary, canary.parent, work, work / "canary.png", tmp_path, tmp_path / "canary.png"])
     yield {"canary": str(canary), "port": str(listener.getsockname()[1]), "watch": watch, "listener": listener}
     listener.close()
-    os.close(watch.fd)
+    watch.close()
 
 
 def test_the_corpus_is_big_and_labelled():
@@ -194,8 +171,7 @@ def test_hostile_corpus_is_refused_or_rendered_harmlessly(hostile_setup):
             assert image.shape == (64, 64, 3)
             assert not np.any(np.all(np.abs(image - MAGENTA) < 30, axis=-1)), f"{name}: canary pixels drawn"
     assert hostile_setup["watch"].events() == b"", "a canary file outside the drawing was opened"
-    readable, _, _ = select.select([hostile_setup["listener"]], [], [], 0.2)
-    assert not readable, "something connected to the loopback listener"
+    assert not connected(hostile_setup["listener"]), "something connected to the loopback listener"
 
 
 def test_the_canary_watch_and_listener_would_notice(hostile_setup):
@@ -204,5 +180,22 @@ def test_the_canary_watch_and_listener_would_notice(hostile_setup):
         handle.read(1)
     assert hostile_setup["watch"].events() != b""
     with socket.create_connection(("127.0.0.1", int(hostile_setup["port"]))):
-        readable, _, _ = select.select([hostile_setup["listener"]], [], [], 2)
-    assert readable
+        assert connected(hostile_setup["listener"], wait=2)
+
+
+# --- render_many ---------------------------------------------------------------------------------
+
+def test_render_many_keeps_input_order_and_survives_bad_and_slow_drawings():
+    circles = [HEAD + f'<circle cx="50" cy="50" r="{r}" fill="black"/></svg>' for r in (5, 15, 25, 35, 45)]
+    slow = HEAD + '<filter id="t" x="0" y="0" width="1" height="1"><feTurbulence baseFrequency="0.9" ' \
+                  'numOctaves="2000"/></filter>' + '<rect width="100" height="100" filter="url(#t)"/>' * 30 + '</svg>'
+    codes = circles[:2] + ["<svg", slow] + circles[2:]
+    results = render_many(codes, size=32, workers=2, timeout=0.5)
+    assert [r.ok for r in results] == [True, True, False, False, True, True, True]
+    assert "not well-formed" in results[2].error and "timed out" in results[3].error
+    ink = [int(np.sum(np.asarray(Image.open(io.BytesIO(r.png)).convert("L")) < 128)) for r in results if r.ok]
+    assert ink == sorted(ink) and len(set(ink)) == 5
+
+
+def test_render_many_of_nothing_is_nothing():
+    assert render_many([]) == []

@@ -12,6 +12,8 @@ isolation.py (worker processes), python.py + sandbox.py (the Python sandbox), ba
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from drawloop.renderers.base import Renderer, RenderResult
 
 LANGUAGES = ("svg", "python")
@@ -30,4 +32,28 @@ def render(code: str, language: str = "svg", size: int = 256, *, engine: str | N
     return RenderResult.failure(f"no renderer for language {language!r} (known: {', '.join(LANGUAGES)})")
 
 
-__all__ = ["render", "RenderResult", "Renderer", "LANGUAGES"]
+def render_many(codes: Iterable[str], language: str = "svg", size: int = 256, workers: int | None = None, *,
+                engine: str | None = None, timeout: float | None = None) -> list[RenderResult]:
+    """Render many drawings, results in input order. Parallelism is bounded by `workers` (default:
+    the usable cores) and by the worker/sandbox pools, which hold one process per core. A drawing
+    that crashes, hangs or bombs fails alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from drawloop.renderers.isolation import usable_cores
+
+    codes = list(codes)
+    workers = max(1, min(workers or usable_cores(), len(codes) or 1))
+
+    def one(code: str) -> RenderResult:
+        try:
+            return render(code, language, size, engine=engine, timeout=timeout)
+        except Exception as exc:  # a renderer bug must not lose the rest of the batch
+            return RenderResult.failure(f"internal renderer error: {type(exc).__name__}: {exc}"[:500])
+
+    if workers == 1:
+        return [one(code) for code in codes]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="render") as pool:
+        return list(pool.map(one, codes))
+
+
+__all__ = ["render", "render_many", "RenderResult", "Renderer", "LANGUAGES"]

@@ -37,13 +37,19 @@ import types
 
 DEFAULT_MEMORY_MB = 1024
 DEFAULT_CPU_SECONDS = 10
+STARTUP_TIMEOUT = 60.0
 MAX_CALLS_PER_WORKER = 5000          # recycle now and then: bounds leaks in native engines
 WARM_IMPORTS = ("drawloop.renderers.svg", "cairosvg")
 _HEADER = struct.Struct("!Q")
 
 
 class WorkerFailed(Exception):
-    """The call could not complete; str() says why, in words a drawer can act on."""
+    """The call could not complete; str() says why, in words a drawer can act on. `kind` is one of
+    "timeout", "crash", "memory", "cpu", "error", "unavailable"."""
+
+    def __init__(self, message: str, kind: str = "error"):
+        super().__init__(message)
+        self.kind = kind
 
 
 class _Worker:
@@ -52,6 +58,11 @@ class _Worker:
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.DEVNULL, start_new_session=True, bufsize=0)
         self.calls = 0
+        try:  # wait for its imports, so a call's timeout measures the call, not the start
+            _receive(self.process.stdout.fileno(), deadline=time.monotonic() + STARTUP_TIMEOUT)
+        except (TimeoutError, EOFError, OSError):
+            self.kill()
+            raise
 
     def call(self, target: str, args: tuple, timeout: float):
         _send(self.process.stdin.fileno(), (target, args))
@@ -59,16 +70,15 @@ class _Worker:
         status, value = _receive(self.process.stdout.fileno(), deadline=time.monotonic() + timeout)
         return status, value
 
-    def exit_reason(self, cpu_seconds: int, memory_mb: int) -> str:
+    def exit_reason(self, cpu_seconds: int, memory_mb: int) -> tuple[str, str]:
         code = self.process.wait()
         if code >= 0:
-            return f"exited unexpectedly (code {code})"
-        name = _signal_name(-code)
+            return f"exited unexpectedly (code {code})", "crash"
         if -code == signal.SIGXCPU:
-            return f"used more than {cpu_seconds} s of CPU time"
+            return f"used more than {cpu_seconds} s of CPU time", "cpu"
         if -code == signal.SIGKILL:
-            return f"was killed (SIGKILL), probably out of memory (limit {memory_mb} MiB)"
-        return f"crashed ({name})"
+            return f"was killed (SIGKILL), probably out of memory (limit {memory_mb} MiB)", "memory"
+        return f"crashed ({_signal_name(-code)})", "crash"
 
     def kill(self) -> None:
         try:
@@ -93,20 +103,25 @@ class WorkerPool:
     def call(self, target: str, *args, timeout: float = 30.0):
         """Run `module:function(*args)` in a worker; its return value, or WorkerFailed."""
         if self._closed:
-            raise WorkerFailed("could not run: the worker pool is closed")
+            raise WorkerFailed("could not run: the worker pool is closed", "unavailable")
         worker = self._slots.get()
+        if worker is None:
+            try:
+                worker = _Worker(self.memory_mb, self.cpu_seconds)
+            except (TimeoutError, EOFError, OSError) as exc:
+                self._slots.put(None)
+                raise WorkerFailed(f"could not start a worker process ({type(exc).__name__})", "unavailable") from None
         try:
-            worker = worker or _Worker(self.memory_mb, self.cpu_seconds)
             status, value = worker.call(target, args, timeout)
             if status == "memory":  # it survived, but a fresh worker is cheaper than doubt
                 worker = self._discard(worker)
         except TimeoutError:
             worker = self._discard(worker)
-            raise WorkerFailed(f"timed out after {timeout:g} s") from None
+            raise WorkerFailed(f"timed out after {timeout:g} s", "timeout") from None
         except (EOFError, OSError):
-            reason = worker.exit_reason(self.cpu_seconds, self.memory_mb) if worker else "could not start"
+            reason, kind = worker.exit_reason(self.cpu_seconds, self.memory_mb)
             worker = self._discard(worker)
-            raise WorkerFailed(reason) from None
+            raise WorkerFailed(reason, kind) from None
         finally:
             if worker is not None and worker.calls >= MAX_CALLS_PER_WORKER:
                 worker = self._discard(worker)
@@ -114,7 +129,7 @@ class WorkerPool:
         if status == "ok":
             return value
         if status == "memory":
-            raise WorkerFailed(f"ran out of memory (limit {self.memory_mb} MiB)")
+            raise WorkerFailed(f"ran out of memory (limit {self.memory_mb} MiB)", "memory")
         raise WorkerFailed(f"failed: {value}")
 
     @staticmethod
@@ -206,6 +221,7 @@ def _serve(memory_mb: int, cpu_seconds: int) -> None:
         importlib.import_module(name)
     limit = memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    _send(replies, "ready")
     while True:
         try:
             target, args = _receive(requests)

@@ -48,19 +48,21 @@ def render_svg(code: str, size: int = 256, engine: str = DEFAULT_ENGINE, timeout
     if problem:
         return RenderResult.failure(problem, engine=engine)
     if not isolate:
-        return render_guarded(code, size, engine)
+        return render_guarded(code, size, engine, timeout)
     from drawloop.renderers.isolation import WorkerFailed, get_pool
 
     start = time.perf_counter()
     try:
-        return get_pool().call("drawloop.renderers.svg:render_guarded", code, size, engine, timeout=timeout)
+        return get_pool().call("drawloop.renderers.svg:render_guarded", code, size, engine, timeout,
+                               timeout=timeout + 1)  # the engine's own timeout speaks first
     except WorkerFailed as failure:
-        return RenderResult.failure(f"the {engine} renderer {failure} on this drawing; simplify it "
+        what = f"timed out after {timeout:g} s" if failure.kind == "timeout" else str(failure)
+        return RenderResult.failure(f"the {engine} renderer {what} on this drawing; simplify it "
                                     "(fewer elements, fewer nested <use>, smaller filters)",
                                     engine=engine, seconds=time.perf_counter() - start)
 
 
-def render_guarded(code: str, size: int = 256, engine: str = DEFAULT_ENGINE,
+def render_guarded(code: str, size: int = 256, engine: str = DEFAULT_ENGINE, timeout: float = DEFAULT_TIMEOUT,
                    limits: GuardLimits = DEFAULT_LIMITS) -> RenderResult:
     """Guard + engine in this process (what an isolated worker runs)."""
     start = time.perf_counter()
@@ -69,7 +71,7 @@ def render_guarded(code: str, size: int = 256, engine: str = DEFAULT_ENGINE,
         return RenderResult(ok=False, error=checked.reason, engine=engine,
                             seconds=time.perf_counter() - start, warnings=checked.warnings)
     try:
-        png, warnings = ENGINE_FUNCTIONS[engine](normalise_colors(checked.svg), size)
+        png, warnings = ENGINE_FUNCTIONS[engine](normalise_colors(checked.svg), size, timeout)
     except EngineError as exc:
         return RenderResult(ok=False, error=str(exc), engine=engine, seconds=time.perf_counter() - start,
                             warnings=checked.warnings)
@@ -97,7 +99,7 @@ def resvg_png(svg: str, size: int, timeout: float = DEFAULT_TIMEOUT) -> tuple[by
     try:
         done = subprocess.run(command, input=svg.encode("utf-8"), capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise EngineError(f"resvg timed out after {timeout:g} s; simplify the drawing") from None
+        raise EngineError(f"rendering timed out after {timeout:g} s; simplify the drawing") from None
     messages = [line for line in done.stderr.decode("utf-8", "replace").splitlines() if line.strip()]
     if done.returncode < 0:
         raise EngineError(f"resvg crashed ({_signal_name(-done.returncode)}), probably out of memory; "
@@ -165,6 +167,7 @@ def _signal_name(number: int) -> str:
 # --- cairosvg ------------------------------------------------------------------------------------
 
 def cairosvg_png(svg: str, size: int, timeout: float | None = None) -> tuple[bytes, list[str]]:
+    """In-process, so `timeout` is enforced by the isolated worker around it, not here."""
     import cairosvg
 
     try:

@@ -1,0 +1,3 @@
+# expect: was stopped
+while True:
+    pass

@@ -1,0 +1,3 @@
+# expect: Name or service not known
+import socket
+socket.gethostbyname("example.com")

@@ -1,0 +1,3 @@
+# expect: without a result
+import os
+os._exit(3)

@@ -1,0 +1,4 @@
+# expect: Operation not permitted
+import os
+while True:
+    os.fork()

@@ -1,0 +1,4 @@
+# expect: Bad file descriptor
+import os
+for fd in range(4, 64):
+    os.write(fd, b'{"ok": true}')  # the server's request/reply pipes: closed before the job starts

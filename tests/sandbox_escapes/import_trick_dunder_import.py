@@ -1,0 +1,2 @@
+# expect: Operation not permitted
+__import__("os").execv("/bin/sh", ["sh"])

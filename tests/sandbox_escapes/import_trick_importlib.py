@@ -1,0 +1,3 @@
+# expect: Operation not permitted
+import importlib
+importlib.import_module("socket").socket()

@@ -1,0 +1,3 @@
+# expect: Operation not permitted
+import os, signal
+os.kill(-1, signal.SIGKILL)

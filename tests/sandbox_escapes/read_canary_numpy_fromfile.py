@@ -1,0 +1,3 @@
+# expect: FileNotFoundError
+import numpy as np
+data = np.fromfile("@CANARY@", dtype=np.uint8)

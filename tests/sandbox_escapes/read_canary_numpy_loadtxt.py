@@ -1,0 +1,3 @@
+# expect: FileNotFoundError
+import numpy as np
+rows = np.loadtxt("@CANARY@", dtype=str)

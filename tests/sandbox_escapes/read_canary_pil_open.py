@@ -1,0 +1,3 @@
+# expect: FileNotFoundError
+from PIL import Image
+image = Image.open("@CANARY@")

@@ -1,0 +1,2 @@
+# expect: FileNotFoundError
+memory = open("/dev/mem", "rb").read(16)

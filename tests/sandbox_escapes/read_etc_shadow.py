@@ -1,0 +1,2 @@
+# expect: FileNotFoundError
+shadow = open("/etc/shadow").read()

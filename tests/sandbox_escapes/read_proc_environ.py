@@ -1,0 +1,2 @@
+# expect: FileNotFoundError
+environment = open("/proc/1/environ", "rb").read()

@@ -1,0 +1,2 @@
+# expect: FileNotFoundError
+text = open("@PROJECT@/pyproject.toml").read()

@@ -1,0 +1,3 @@
+# expect: Invalid argument
+import os
+os.setuid(0)

@@ -1,0 +1,3 @@
+# expect: was stopped
+import time
+time.sleep(3600)

@@ -1,0 +1,3 @@
+# expect: Operation not permitted
+import subprocess
+subprocess.run(["cat", "@CANARY@"], check=True)

@@ -1,0 +1,4 @@
+# expect: FileNotFoundError
+import os
+os.symlink("@CANARY@", "link")
+open("link").read()

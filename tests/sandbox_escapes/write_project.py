@@ -1,0 +1,2 @@
+# expect: Read-only file system
+open("@PROJECT@/pwned", "w").write("x")

@@ -1,0 +1,136 @@
+"""The Python sandbox: the escape corpus in tests/sandbox_escapes/ is contained, each with a clear
+error; jobs are isolated from the host and from each other; the server survives its jobs."""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+import threading
+import time
+
+import pytest
+
+from canary_watch import FileWatch, connected, loopback_listener
+from drawloop.renderers.python import render_python
+from drawloop.renderers.sandbox import Sandbox, SandboxFailed, bwrap_command
+
+pytestmark = pytest.mark.skipif(not shutil.which("bwrap"), reason="bubblewrap is not installed")
+
+ESCAPES = sorted((pathlib.Path(__file__).parent / "sandbox_escapes").glob("*.py"))
+PROJECT = pathlib.Path(__file__).resolve().parents[1]
+DRAW = "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([0, 1], [0, 1])\n"
+
+
+def expected_error(path: pathlib.Path) -> str:
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# expect: "), f"{path.name} lacks its '# expect:' line"
+    return first.removeprefix("# expect: ")
+
+
+@pytest.fixture
+def canary(tmp_path):
+    path = tmp_path / "canary.txt"
+    path.write_text("the host's secret\n")
+    watch = FileWatch([path, tmp_path])
+    listener = loopback_listener()
+    yield {"path": path, "watch": watch, "listener": listener}
+    watch.close()
+    listener.close()
+
+
+def test_the_escape_corpus_is_big_and_labelled():
+    assert len(ESCAPES) >= 40
+    for path in ESCAPES:
+        expected_error(path)
+
+
+def test_escape_corpus_is_contained_with_clear_errors(canary):
+    port = str(canary["listener"].getsockname()[1])
+    failures = []
+    for path in ESCAPES:
+        code = path.read_text().replace("@CANARY@", str(canary["path"])).replace("@PORT@", port)
+        code = code.replace("@PROJECT@", str(PROJECT))
+        result = render_python(code, size=64, timeout=3, lint=False)  # the sandbox alone, no lint
+        expected = expected_error(path)
+        if result.ok or expected not in (result.error or "") or "Traceback" in result.error:
+            failures.append(f"{path.name}: ok={result.ok} error={result.error!r}")
+    assert not failures, "\n".join(failures)
+    assert canary["watch"].events() == b"", "a job opened the canary file on the host"
+    assert not connected(canary["listener"]), "a job connected to the host's loopback listener"
+    assert not (PROJECT / "pwned").exists()
+    assert render_python(DRAW, size=64).ok, "the sandbox no longer draws after the corpus"
+
+
+def test_the_lint_catches_most_escapes_early_and_the_rest_still_fail(canary):
+    results = [render_python(path.read_text(), size=64, timeout=3) for path in ESCAPES
+               if "hog" not in path.name and "sleep" not in path.name]
+    assert not any(result.ok for result in results)
+    linted = [r for r in results if "not allowed in drawing code" in r.error]
+    assert len(linted) >= len(results) * 0.8
+
+
+def test_jobs_run_as_nobody_without_the_project_or_home():
+    code = ("import os\nraise SystemError(f\"uid={os.getuid()} gid={os.getgid()} "
+            f"root={{sorted(os.listdir('/'))}} project={{sorted(os.listdir('{PROJECT}'))}} "
+            "home={sorted(os.listdir('/root'))}\")")
+    error = render_python(code, size=64, lint=False).error
+    assert "uid=65534 gid=65534" in error
+    assert "project=['.venv']" in error, error  # only the read-only virtualenv is visible
+    assert "home=['.pyenv']" in error or "home=[]" in error or "FileNotFoundError" in error, error
+    assert "'proc'" not in error and "'home'" not in error
+
+
+def test_job_output_never_reaches_the_result_channel():
+    code = ("import sys\nprint('{\"ok\": true}')\nsys.stdout.buffer.write(b'\\x89PNG fake')\n"
+            "print('to stderr', file=sys.stderr)\n" + DRAW)
+    result = render_python(code, size=64, lint=False)
+    assert result.ok and result.png.startswith(b"\x89PNG\r\n")
+    assert any("to stderr" in w and '{"ok": true}' in w for w in result.warnings)
+
+
+def test_each_job_gets_a_fresh_temp_dir_that_is_removed_afterwards():
+    write = "import os\nopen('left-behind.txt', 'w').write('x')\nprint(os.getcwd())\n" + DRAW
+    first = render_python(write, size=64, lint=False)
+    assert first.ok and "/tmp/jobs/" in first.warnings[0]
+    look = ("import os\nraise SystemError(f\"jobs={len(os.listdir('/tmp/jobs'))} "
+            "cwd={os.listdir('.')}\")")
+    error = render_python(look, size=64, lint=False).error
+    assert "cwd=['output.log']" in error and "left-behind" not in error  # output.log: this job's print()s
+    assert "jobs=1" in error  # only this job's own folder: the previous one was removed
+
+
+def test_cpu_limit_stops_a_cpu_hog_before_the_wall_timeout():
+    sandbox = Sandbox(cpu_seconds=1)
+    try:
+        header, png = sandbox.run("while True:\n    pass\n", size=64, timeout=30)
+        assert not header["ok"] and "more than 1 s of CPU time" in header["error"]
+        assert header["seconds"] < 15
+        assert sandbox.run(DRAW, size=64, timeout=10)[0]["ok"]
+    finally:
+        sandbox.stop()
+
+
+def test_a_dead_sandbox_fails_one_job_and_is_restarted():
+    sandbox = Sandbox()
+    try:
+        assert sandbox.run(DRAW, size=64, timeout=10)[0]["ok"]
+        killer = threading.Timer(0.5, lambda: sandbox.process.kill())
+        killer.start()
+        with pytest.raises(SandboxFailed, match="stopped responding"):
+            sandbox.run("import time\ntime.sleep(5)\n", size=64, timeout=10)
+        killer.join()
+        started = time.monotonic()
+        assert sandbox.run(DRAW, size=64, timeout=10)[0]["ok"]
+        assert sandbox.starts == 2 and time.monotonic() - started < 60
+    finally:
+        sandbox.stop()
+
+
+def test_the_bwrap_command_hides_the_project_and_drops_privileges():
+    command = bwrap_command()
+    assert command[:8] == [shutil.which("bwrap"), "--unshare-all", "--uid", "65534", "--gid", "65534",
+                           "--cap-drop", "ALL"]
+    binds = {command[i + 1] for i, arg in enumerate(command) if arg in ("--ro-bind", "--bind")}
+    assert str(PROJECT) not in binds and "/" not in binds and "/root" not in binds
+    assert "--bind" not in command  # nothing from the host is writable
+    assert "--share-net" not in command and "--proc" not in command
