@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
 import itertools
+import json
+import re
+import threading
 
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
@@ -30,3 +34,72 @@ def fake_llm(*answers: str, cycle: bool = False, retries: int = 0) -> ChatLLM:
 @pytest.fixture
 def fixed_distractors():
     return lambda concept, n, seed: ["a dog", "a tree", "a car", "a house"][:n]
+
+
+def smart_answer(body: dict) -> str:
+    """Answers like a cooperative model: SVG for drawing prompts, the right letter for
+    recognition prompts, a score for critique prompts."""
+    prompt = body["messages"][-1]["content"]
+    if "Choose exactly one option" in prompt:
+        options = dict(re.findall(r"^([A-Z])\. (.+)$", prompt, re.M))
+        concept = FakeOpenAI.concept
+        return next((k for k, v in options.items() if v == concept), "A")
+    if "SCORE:" in prompt:
+        return "SCORE: 6\nFIXES:\n- add more detail"
+    return f"```svg\n{APPLE}\n```"
+
+
+class FakeOpenAI(http.server.BaseHTTPRequestHandler):
+    """A minimal OpenAI-compatible server on loopback: records requests, answers scripted text."""
+
+    concept = ""
+    answers: list = []
+    requests: list = []
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self._json(200, {"data": [{"id": "fake"}]})
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        FakeOpenAI.requests.append(body)
+        status, text = FakeOpenAI.answers.pop(0) if FakeOpenAI.answers else (200, smart_answer(body))
+        if status != 200:
+            return self._json(status, {"error": {"message": text}})
+        self._json(200, {"id": "x", "object": "chat.completion", "created": 0, "model": "fake",
+                         "choices": [{"index": 0, "finish_reason": "stop",
+                                      "message": {"role": "assistant", "content": text}}],
+                         "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}})
+
+    def _json(self, status, payload):
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def fake_server():
+    FakeOpenAI.answers, FakeOpenAI.requests = [], []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+
+
+@pytest.fixture
+def fake_server():
+    """An OpenAI-compatible server on 127.0.0.1 (scripted answers first, then smart_answer)."""
+    FakeOpenAI.answers, FakeOpenAI.requests, FakeOpenAI.concept = [], [], ""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()

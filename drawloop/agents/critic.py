@@ -30,7 +30,7 @@ def content_stats(png: bytes, threshold: int = 24) -> dict[str, float]:
 
     The background is the most common colour on the border. Returns coverage (fraction of
     pixels that differ from it), bbox_area (fraction of the canvas inside the content's
-    bounding box), edge_touch (how many of the 4 sides have content along > 30% of their
+    bounding box), background_light (1 when the background is near white), edge_touch (how many of the 4 sides have content along > 30% of their
     length: a sign the drawing runs off the canvas) and colours (distinct coarse colours
     in the content).
     """
@@ -43,8 +43,9 @@ def content_stats(png: bytes, threshold: int = 24) -> dict[str, float]:
     background = colours[counts.argmax()]
     mask = np.abs(rgb - background).max(axis=2) > threshold
     coverage = float(mask.mean())
+    light = float(background.min() > 200)
     if not mask.any():
-        return {"coverage": 0.0, "bbox_area": 0.0, "edge_touch": 0.0, "colours": 0.0}
+        return {"coverage": 0.0, "bbox_area": 0.0, "edge_touch": 0.0, "colours": 0.0, "background_light": light}
     ys, xs = np.nonzero(mask)
     bbox_area = float((ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)) / (h * w)
     sides = [mask[0].mean(), mask[-1].mean(), mask[:, 0].mean(), mask[:, -1].mean()]
@@ -52,7 +53,7 @@ def content_stats(png: bytes, threshold: int = 24) -> dict[str, float]:
     keys, key_counts = np.unique(coarse[:, 0] * 64 + coarse[:, 1] * 8 + coarse[:, 2], return_counts=True)
     colours_used = int((key_counts > 0.01 * mask.sum()).sum())  # ignore anti-aliasing fringes
     return {"coverage": coverage, "bbox_area": bbox_area, "edge_touch": float(sum(s > 0.3 for s in sides)),
-            "colours": float(colours_used)}
+            "colours": float(colours_used), "background_light": light}
 
 
 class RenderSanityScorer:
@@ -65,10 +66,9 @@ class RenderSanityScorer:
             return None
         stats = content_stats(drawing.png)
         if stats["coverage"] < 0.005:
-            return ScoreResult(0.0, "The canvas is blank: nothing visible was drawn.", {**stats, "cap": 0.05})
-        if stats["coverage"] > 0.97 and stats["colours"] <= 1:
-            return ScoreResult(0.1, "The canvas is one flat colour: draw the subject on top of the background.",
-                               {**stats, "cap": 0.1})
+            what = "blank" if stats["background_light"] else "one flat colour"
+            return ScoreResult(0.0, f"The canvas is {what}: nothing visible was drawn on it.",
+                               {**stats, "cap": 0.05})
         score, notes = 1.0, []
         if stats["bbox_area"] < 0.04:
             score -= 0.5
@@ -105,7 +105,7 @@ def parse_critique(text: str) -> tuple[float | None, str]:
         scale = float(match.group(2) or 10) or 10.0
         score = min(1.0, max(0.0, float(match.group(1)) / scale))
     fixes_part = re.split(r"fix(?:es)?\W*:?", text, maxsplit=1, flags=re.I)
-    body = fixes_part[1] if len(fixes_part) > 1 else text[match.end():] if match else text
+    body = fixes_part[1] if len(fixes_part) > 1 else text[match.end():] if match else ""
     lines = [ln.strip(" -*•\t") for ln in body.strip().splitlines()]
     fixes = [f"- {ln}" for ln in lines if len(ln) > 3 and not ln.lower().startswith("score")][:3]
     return score, "\n".join(fixes)

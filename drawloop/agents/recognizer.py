@@ -29,16 +29,20 @@ def parse_choice(answer: str, choices: list[str]) -> str | None:
     """Map an answer like 'B', 'B.', '(b) a cat', 'The answer is B' or 'a cat' to a choice."""
     letters = prompts.letters(len(choices))
     text = answer.strip()
-    match = re.match(r"^[\s(\[*\"']*([A-Za-z])(?:[\s).\]:*\"',]|$)", text)
-    if match and match.group(1).upper() in letters:
-        return choices[letters.index(match.group(1).upper())]
-    match = re.search(r"\b(?:answer|option|choice)\s*(?:is|:)?\s*\(?([A-Z])\b", text, re.I)
-    if match and match.group(1).upper() in letters:
-        return choices[letters.index(match.group(1).upper())]
     lowered = text.lower()
     named = [c for c in choices if c.lower() in lowered]
     if len(named) == 1:
         return named[0]
+    # A leading letter: "B", "B.", "(C) ...", "**D**"; a lowercase letter only when no word follows,
+    # so the article in "a dog or a car" is not read as option A.
+    match = re.match(r"^[\s(\[*\"']*(?:([A-Z])(?:[\s).\]:*\"',]|$)|([a-z])(?:[).\]:*\"',]|$))", text)
+    if match:
+        letter = (match.group(1) or match.group(2)).upper()
+        if letter in letters:
+            return choices[letters.index(letter)]
+    match = re.search(r"\b(?:answer|option|choice)\s*(?:is|:)?\s*\(?([A-Z])\b", text, re.I)
+    if match and match.group(1).upper() in letters:
+        return choices[letters.index(match.group(1).upper())]
     return None
 
 

@@ -1,0 +1,87 @@
+"""`drawloop draw` end to end against an OpenAI-compatible server on loopback (no real model)."""
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import APPLE, FakeOpenAI
+from drawloop.cli import build_app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(build_app(), list(args))
+
+
+def test_empty_concept_is_a_clear_error():
+    result = invoke("draw", "   ", "--model", "openai:x", "--base-url", "http://127.0.0.1:9/v1")
+    assert result.exit_code == 2 and "the concept is empty" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_missing_concept_is_a_clear_error():
+    result = invoke("draw")
+    assert result.exit_code == 2 and "say what to draw" in result.output
+
+
+def test_unreachable_base_url_is_a_clear_error(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = invoke("draw", "a cat", "--model", "openai:x", "--base-url", f"http://127.0.0.1:{port}/v1",
+                    "--out", str(tmp_path))
+    assert result.exit_code == 2 and "cannot reach the model server" in result.output
+    assert not any(tmp_path.iterdir())  # no half-made run directory
+
+
+def test_bad_option_values_are_clear_errors(fake_server, tmp_path):
+    result = invoke("draw", "a cat", "--model", "openai:x", "--base-url", fake_server, "--max-iters", "0",
+                    "--out", str(tmp_path))
+    assert result.exit_code == 2 and "max_iters must be at least 1" in result.output
+    result = invoke("draw", "a cat", "--model", "openai:x", "--base-url", fake_server, "--weights", "llm",
+                    "--out", str(tmp_path))
+    assert result.exit_code == 2 and "name=number" in result.output
+
+
+def test_json_run_writes_a_complete_run_directory(fake_server, tmp_path):
+    FakeOpenAI.concept = "a red apple"
+    result = invoke("draw", "a red apple", "--model", "openai:fake", "--base-url", fake_server, "--max-iters", "3",
+                    "--patience", "1", "--out", str(tmp_path), "--json", "--seed", "3")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    run_dir = Path(summary["run_dir"])
+    assert summary["stop_reason"] == "patience" and summary["iterations"] == 2
+    assert summary["best_iteration"] == 0 and summary["best_recognized_as"] == "a red apple"
+    # sanity 1.0, recognition 1.0, llm critique 0.6 -> mean 0.8667
+    assert summary["best_score"] == pytest.approx(0.8667, abs=1e-3)
+    assert (run_dir / "best.svg").read_text() == APPLE
+    assert (run_dir / "best.png").read_bytes()[:4] == b"\x89PNG"
+    assert (run_dir / "contact_sheet.png").stat().st_size > 1000
+    assert (run_dir / "checkpoints.sqlite").exists()
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["concept"] == "a red apple" and "openai:fake" in meta["model"]
+    nodes = [json.loads(line)["node"] for line in (run_dir / "trace.jsonl").read_text().splitlines()]
+    assert nodes.count("draw") == 4 and nodes.count("decide") == 2  # start+end per draw, one decide each
+    # the revision prompt carried the critic's feedback and the recognizer's verdict
+    drawing_prompts = [r["messages"][-1]["content"] for r in FakeOpenAI.requests
+                       if r["messages"][0]["role"] == "system"]
+    assert len(drawing_prompts) == 2 and "add more detail" in drawing_prompts[1]
+    assert "correctly recognized" in drawing_prompts[1]
+
+
+def test_live_view_run_and_resume_of_a_finished_run(fake_server, tmp_path):
+    FakeOpenAI.concept = "a red apple"
+    result = invoke("draw", "a red apple", "--model", "openai:fake", "--base-url", fake_server, "--max-iters", "1",
+                    "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "best score" in result.output and "max_iters" in result.output
+    run_dir = next(tmp_path.iterdir())
+    requests_before = len(FakeOpenAI.requests)
+    again = invoke("draw", "--resume", str(run_dir), "--json")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.output)["iterations"] == 1
+    assert len(FakeOpenAI.requests) == requests_before  # nothing recomputed

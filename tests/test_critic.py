@@ -1,0 +1,98 @@
+import pytest
+
+from conftest import APPLE, BLANK, RED_CIRCLE, fake_llm
+from drawloop.agents.base import ScoreResult
+from drawloop.agents.critic import (Critic, LLMCodeCritic, RecognitionScorer, RenderSanityScorer, content_stats,
+                                    parse_critique, parse_weights)
+from drawloop.renderers import render
+from drawloop.state import Drawing
+
+
+def drawing(svg, concept="a red apple", **kw):
+    result = render(svg, "svg", 128)
+    return Drawing(concept=concept, code=svg, png=result.png if result.ok else None,
+                   render_error=result.error, **kw)
+
+
+def svg(body):
+    return f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100">{body}</svg>'
+
+
+def test_content_stats_measure_coverage_and_colours():
+    stats = content_stats(drawing(APPLE).png)
+    assert 0.2 < stats["coverage"] < 0.45 and stats["colours"] >= 3 and stats["edge_touch"] == 0
+    assert content_stats(drawing(BLANK).png)["coverage"] == 0.0
+
+
+@pytest.mark.parametrize("body, expected_score, phrase", [
+    ("", 0.0, "blank"),
+    ('<rect width="100" height="100" fill="#3a6"/>', 0.0, "one flat colour"),
+    ('<circle cx="50" cy="50" r="4" fill="red"/><circle cx="52" cy="50" r="2" fill="blue"/>', 0.5, "tiny"),
+    ('<rect x="-20" y="-20" width="140" height="60" fill="navy"/><circle cx="50" cy="70" r="12" fill="gold"/>',
+     0.75, "off the canvas"),
+    ('<circle cx="50" cy="50" r="30" fill="red"/>', 0.75, "one colour"),
+])
+def test_sanity_scorer_flags(body, expected_score, phrase):
+    result = RenderSanityScorer().score(drawing(svg(body)))
+    assert result.score == pytest.approx(expected_score) and phrase in result.feedback
+
+
+def test_sanity_abstains_on_failed_render():
+    assert RenderSanityScorer().score(drawing("<svg")) is None
+
+
+def test_recognition_scorer():
+    right = drawing(APPLE, recognition={"label": "a red apple", "correct": True})
+    wrong = drawing(APPLE, recognition={"label": "a tomato", "correct": False})
+    assert RecognitionScorer().score(right).score == 1.0
+    result = RecognitionScorer().score(wrong)
+    assert result.score == 0.0 and "a tomato" in result.feedback
+    assert RecognitionScorer().score(drawing(APPLE)) is None
+
+
+@pytest.mark.parametrize("text, score, fixes", [
+    ("SCORE: 7\nFIXES:\n- add a stem\n- make it rounder", 0.7, ["- add a stem", "- make it rounder"]),
+    ("**Score**: 4/5\nFixes:\n* darker red", 0.8, ["- darker red"]),
+    ("Score: 12\nFIXES:\n- a\n- more leaves", 1.0, ["- more leaves"]),
+    ("I like it a lot!", None, []),
+])
+def test_parse_critique(text, score, fixes):
+    parsed_score, parsed_fixes = parse_critique(text)
+    assert parsed_score == (pytest.approx(score) if score is not None else None)
+    assert [f for f in parsed_fixes.splitlines() if f] == fixes
+
+
+def test_llm_critic_scores_and_abstains_on_garbage():
+    good = LLMCodeCritic(fake_llm("SCORE: 6\nFIXES:\n- add a leaf")).score(drawing(APPLE))
+    assert good.score == pytest.approx(0.6) and "add a leaf" in good.feedback
+    assert LLMCodeCritic(fake_llm("no idea")).score(drawing(APPLE)) is None
+
+
+class Fixed:
+    def __init__(self, name, value, cap=None):
+        self.name, self.value, self.cap = name, value, cap
+
+    def score(self, d):
+        if self.value is None:
+            return None
+        return ScoreResult(self.value, f"{self.name} says hi", {"cap": self.cap} if self.cap is not None else {})
+
+
+def test_critic_weighted_mean_ignores_abstainers_and_respects_caps():
+    critic = Critic([(Fixed("a", 1.0), 1.0), (Fixed("b", 0.0), 3.0), (Fixed("c", None), 5.0)])
+    result = critic.critique(drawing(APPLE))
+    assert result["score"] == pytest.approx(0.25) and result["scores"] == {"a": 1.0, "b": 0.0}
+    assert "a says hi" in result["feedback"] and "b says hi" in result["feedback"]
+    capped = Critic([(Fixed("a", 1.0), 1.0), (Fixed("gate", 0.9, cap=0.1), 1.0)]).critique(drawing(APPLE))
+    assert capped["score"] == pytest.approx(0.1)
+
+
+def test_critic_scores_failed_render_zero_with_the_error_as_feedback():
+    result = Critic([(Fixed("a", 1.0), 1.0)]).critique(drawing("<svg><"))
+    assert result["score"] == 0.0 and result["feedback"].startswith("No picture:")
+
+
+def test_parse_weights():
+    assert parse_weights("sanity=1, recognition=2.5") == {"sanity": 1.0, "recognition": 2.5}
+    with pytest.raises(ValueError, match="name=number"):
+        parse_weights("sanity")

@@ -1,0 +1,36 @@
+import pytest
+
+from conftest import APPLE, fake_llm
+from drawloop.agents.recognizer import CodeRecognizer, make_choices, parse_choice
+from drawloop.state import Drawing
+
+CHOICES = ["a dog", "a red apple", "a tree", "a car", "a house"]
+
+
+def test_make_choices_is_seeded_deduplicated_and_contains_the_concept():
+    a = make_choices("a red apple", ["a dog", "a tree", "a dog", "A Red Apple", "a car"], seed=1)
+    assert sorted(a) == sorted(["a red apple", "a dog", "a tree", "a car"])
+    assert a == make_choices("a red apple", ["a dog", "a tree", "a dog", "A Red Apple", "a car"], seed=1)
+    orders = {tuple(make_choices("a red apple", CHOICES[:1] + CHOICES[2:], seed=s)) for s in range(10)}
+    assert len(orders) > 1
+
+
+@pytest.mark.parametrize("answer, expected", [
+    ("B", "a red apple"), ("b.", "a red apple"), ("(C) a tree", "a tree"), ("**D**", "a car"),
+    ("The answer is E", "a house"), ("It shows a tree.", "a tree"), ("Z", None), ("a dog or a car", None),
+    ("I think it is option A because of the tail", "a dog"),
+])
+def test_parse_choice(answer, expected):
+    assert parse_choice(answer, CHOICES) == expected
+
+
+def test_recognizer_marks_right_and_wrong_and_records_garbage():
+    drawing = Drawing(concept="a red apple", code=APPLE, choices=CHOICES)
+    right = CodeRecognizer(fake_llm("B")).recognize(drawing)
+    assert right["label"] == "a red apple" and right["correct"] and right["source"] == "code"
+    wrong = CodeRecognizer(fake_llm("A")).recognize(drawing)
+    assert wrong["label"] == "a dog" and not wrong["correct"]
+    garbage = CodeRecognizer(fake_llm("hmm, hard to say")).recognize(drawing)
+    assert garbage["label"] is None and not garbage["correct"] and "unparseable" in garbage["error"]
+    failed = CodeRecognizer(fake_llm("")).recognize(drawing)
+    assert failed["label"] is None and "no usable answer" in failed["error"]
