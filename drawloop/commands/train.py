@@ -1,0 +1,184 @@
+"""`drawloop train`, `drawloop probe`, `drawloop compare`: self-supervised vision from drawings, judged on photos.
+
+    drawloop train --data data/llm --method moco --epochs 30 --out runs/llm
+    drawloop train --data procedural:deadleaves --images 5000 --epochs 30 --out runs/dl
+    drawloop probe --checkpoint runs/llm/model.pt            # Fashion-MNIST linear + kNN accuracy
+    drawloop probe --random-init                             # the floor: the same backbone, untrained
+    drawloop compare --sources data/llm,procedural:deadleaves,procedural:shapes,procedural:spectral \\
+        --images 3000 --epochs 15 --seeds 0,1 --out runs/compare
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+console = Console()
+
+DATA_HELP = "a folder of images (a drawloop dataset or any image folder) or procedural:deadleaves|shapes|spectral"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_command)
+    app.command("probe")(probe_command)
+    app.command("compare")(compare_command)
+
+
+def train_command(
+    data: str = typer.Option(..., "--data", help=DATA_HELP),
+    out: Path = typer.Option(..., "--out", help="run folder: model.pt, train.json, checkpoint.pt (resumes)"),
+    method: str = typer.Option("moco", help="moco (MoCo-v2) or simclr"),
+    epochs: int = typer.Option(20, min=1),
+    images: Optional[int] = typer.Option(None, help="how many images (required for procedural; a folder "
+                                         "gives a seeded random subset)"),
+    size: int = typer.Option(32, min=8, help="training resolution in pixels"),
+    arch: str = typer.Option("resnet18", help="resnet10, resnet18, resnet34 or resnet50"),
+    width: int = typer.Option(16, min=1, help="first-stage channels (64 = the standard ResNet)"),
+    batch_size: int = typer.Option(256, min=2),
+    lr: float = typer.Option(0.06, help="SGD learning rate for a batch of 256 (scaled linearly)"),
+    seed: int = typer.Option(0),
+    subset: Optional[Path] = typer.Option(None, help="only these images: a text file of paths or a JSONL "
+                                          "of rows naming them (e.g. a FAISS-curated list)"),
+    where: list[str] = typer.Option([], help="keep metadata.jsonl rows where KEY=VALUE (repeatable)"),
+    device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda, cuda:1"),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: torch's choice)"),
+) -> None:
+    """Self-supervised training (MoCo-v2 or SimCLR) on a folder of drawings or a procedural baseline."""
+    _set_threads(threads)
+    from drawloop.vision.backbone import BackboneConfig
+    from drawloop.vision.data import load_source
+    from drawloop.vision.ssl import TrainConfig, train
+
+    with _clear_errors():
+        config = TrainConfig(method=method, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                             backbone=BackboneConfig(arch=arch, width=width))
+        console.print(f"loading [bold]{data}[/] at {size} px ...")
+        pixels = load_source(data, size, limit=images, seed=seed, subset=subset, where=_parse_where(where))
+        console.print(f"{len(pixels)} images -> {out}")
+        result = train(pixels, config, out, device=device, info={"source": data})
+    console.print(f"[green]done[/]: {result.epochs} epochs, {result.wall_s:.0f} s, "
+                  f"{result.images_per_s:.0f} img/s, final loss {result.epoch_losses[-1]:.3f} -> {result.model_path}")
+
+
+def probe_command(
+    checkpoint: Optional[Path] = typer.Option(None, help="RUN/model.pt (or RUN/checkpoint.pt)"),
+    random_init: bool = typer.Option(False, "--random-init", help="probe an untrained backbone: the floor"),
+    pixels: bool = typer.Option(False, "--pixels", help="probe raw pixels: the no-network reference"),
+    arch: str = typer.Option("resnet18", help="for --random-init"),
+    width: int = typer.Option(16, help="for --random-init"),
+    size: Optional[int] = typer.Option(None, help="probe resolution (default: the checkpoint's, else 32)"),
+    train_size: Optional[int] = typer.Option(None, help="photos to fit the probe on (default: all 60k)"),
+    test_size: Optional[int] = typer.Option(None, help="photos to test on (default: all 10k)"),
+    seed: int = typer.Option(0, help="random init and subset seed"),
+    out: Optional[Path] = typer.Option(None, help="where to write the accuracy JSON (default: beside the "
+                                       "checkpoint as probe.json)"),
+    threads: Optional[int] = typer.Option(None),
+) -> None:
+    """Linear-probe and kNN accuracy of frozen features on real photos (Fashion-MNIST)."""
+    if sum([checkpoint is not None, random_init, pixels]) != 1:
+        _fail("give exactly one of --checkpoint, --random-init, --pixels")
+    _set_threads(threads)
+    import torch
+
+    from drawloop.vision.backbone import BackboneConfig, build_backbone, load_backbone
+    from drawloop.vision.probe import ProbeSet, probe
+
+    with _clear_errors():
+        backbone, meta, subject = None, {}, "pixels"
+        if checkpoint is not None:
+            if not checkpoint.is_file():
+                _fail(f"no checkpoint at {checkpoint}")
+            backbone, meta = load_backbone(checkpoint)
+            subject = str(checkpoint)
+        elif random_init:
+            torch.manual_seed(seed)
+            backbone = build_backbone(BackboneConfig(arch=arch, width=width))
+            subject = f"random init ({arch}, width {width}, seed {seed})"
+        size = size or meta.get("size", 32)
+        console.print(f"probing {subject} on Fashion-MNIST at {size} px ...")
+        result = {"subject": subject, **probe(backbone, ProbeSet.load(size, train_size, test_size, seed))}
+    console.print(f"linear probe [bold]{100 * result['linear']:.2f}%[/]   kNN [bold]{100 * result['knn']:.2f}%[/]"
+                  f"   ({result['train']} train / {result['test']} test photos)")
+    path = out or (checkpoint.parent / "probe.json" if checkpoint else None)
+    if path:
+        path.write_text(json.dumps(result, indent=1))
+        console.print(f"wrote {path}")
+    else:
+        console.print_json(json.dumps(result))
+
+
+def compare_command(
+    sources: str = typer.Option(..., help="comma-separated: folders and procedural:<kind>"),
+    out: Path = typer.Option(..., help="folder for compare.md, compare.png, compare.json and the runs"),
+    images: int = typer.Option(3000, min=2, help="images per source (equal budget)"),
+    epochs: int = typer.Option(15, min=1),
+    seeds: str = typer.Option("0,1", help="comma-separated training seeds"),
+    method: str = typer.Option("moco"),
+    size: int = typer.Option(32, min=8),
+    arch: str = typer.Option("resnet18"),
+    width: int = typer.Option(16, min=1),
+    batch_size: int = typer.Option(256, min=2),
+    probe_train: Optional[int] = typer.Option(10000, help="probe fit photos (0 = all 60k)"),
+    probe_test: Optional[int] = typer.Option(10000, help="probe test photos (0 = all 10k)"),
+    threads: Optional[int] = typer.Option(None),
+) -> None:
+    """Train every source on an equal budget, probe each on real photos, write a table and a bar chart."""
+    _set_threads(threads)
+    from drawloop.vision.backbone import BackboneConfig
+    from drawloop.vision.compare import CompareConfig, run_comparison
+
+    with _clear_errors():
+        config = CompareConfig(
+            sources=[s.strip() for s in sources.split(",") if s.strip()], images=images, epochs=epochs,
+            seeds=_parse_ints(seeds), size=size, method=method, batch_size=batch_size,
+            backbone=BackboneConfig(arch=arch, width=width),
+            probe_train=probe_train or None, probe_test=probe_test or None,
+        )
+        run_comparison(config, out, log=console.print)
+    console.print((out / "compare.md").read_text())
+    console.print(f"chart: {out / 'compare.png'}")
+
+
+def _parse_where(items: list[str]) -> dict:
+    where = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            _fail(f"--where wants KEY=VALUE, got {item!r}")
+        where[key] = value
+    return where
+
+
+def _parse_ints(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        _fail(f"expected comma-separated integers, got {text!r}")
+
+
+def _set_threads(threads: Optional[int]) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+class _clear_errors:
+    """Turn the library's expected errors (bad data, bad settings) into one red line and exit code 2."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, err, tb):
+        if err is not None and isinstance(err, (ValueError, FileNotFoundError)):
+            _fail(str(err))
+        return False
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/] {message}")
+    raise typer.Exit(2)

@@ -1,0 +1,344 @@
+"""Self-supervised training: MoCo-v2 (momentum encoder + queue) and SimCLR (NT-Xent), in plain torch.
+
+    from drawloop.vision.ssl import TrainConfig, train
+    images = load_source("procedural:deadleaves", size=32, limit=5000)     # uint8 (N, 3, 32, 32)
+    result = train(images, TrainConfig(method="moco", epochs=20, seed=0), out_dir="runs/dl")
+    result.model_path        # runs/dl/model.pt: the backbone, ready for `drawloop probe`
+
+Every epoch writes `out_dir/checkpoint.pt` (model, key encoder, queue, optimizer, RNG states, losses);
+calling `train` again with the same settings resumes from it and continues bit-identically, so a killed
+run loses at most one epoch. All randomness (init, batch order, augmentations, shuffled-BN splits) comes
+from the seed. Runs on CUDA when present, else CPU.
+
+MoCo without several GPUs needs "shuffle BN" emulated: batch-norm statistics over a whole batch let the
+query find its key through the batch, not the image. As in the official MoCo CIFAR demo, we run the
+encoders on `bn_splits` chunks (keys in a shuffled order), so each chunk has its own statistics.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from drawloop.vision.augment import AugmentConfig, augment
+from drawloop.vision.backbone import BackboneConfig, build_backbone, save_backbone
+
+METHODS = ("moco", "simclr")
+
+
+@dataclass
+class TrainConfig:
+    method: str = "moco"
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 0.06  # SGD, for a batch of 256; scaled linearly with the batch; cosine decay per step
+    weight_decay: float = 5e-4
+    temperature: float | None = None  # None: 0.1 for MoCo-v2 (CIFAR demo), 0.2 for SimCLR
+    queue_size: int = 4096  # capped at half the dataset so a queue never holds a batch's own images
+    key_momentum: float = 0.99
+    proj_dim: int = 128
+    bn_splits: int = 4
+    seed: int = 0
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.backbone, dict):
+            self.backbone = BackboneConfig(**self.backbone)
+        if isinstance(self.augment, dict):
+            self.augment = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                            for k, v in self.augment.items()})
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.epochs < 1 or self.batch_size < 2:
+            raise ValueError("need epochs >= 1 and batch_size >= 2")
+        if self.temperature is None:
+            self.temperature = 0.1 if self.method == "moco" else 0.2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    model_path: Path
+    epochs: int
+    images: int
+    wall_s: float
+    images_per_s: float
+    epoch_losses: list[float]
+    step_losses: list[float]
+    epoch_accuracies: list[float]  # how often the positive beats every negative: the pretext task's score
+
+
+class Encoder(nn.Module):
+    """Backbone plus the MoCo-v2 / SimCLR projection MLP; the loss sees the projection, the probe the trunk."""
+
+    def __init__(self, backbone: BackboneConfig, proj_dim: int):
+        super().__init__()
+        self.backbone = build_backbone(backbone)
+        d = self.backbone.feature_dim
+        self.head = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, proj_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.head(self.backbone(x)), dim=1)
+
+
+class MoCo(nn.Module):
+    """MoCo-v2: queries from `encoder`, keys from its slow-moving copy, negatives from a queue of old keys."""
+
+    def __init__(self, config: TrainConfig, queue_size: int):
+        super().__init__()
+        self.encoder = Encoder(config.backbone, config.proj_dim)
+        self.key_encoder = copy.deepcopy(self.encoder)
+        for p in self.key_encoder.parameters():
+            p.requires_grad = False
+        self.m, self.t, self.splits = config.key_momentum, config.temperature, config.bn_splits
+        self.register_buffer("queue", F.normalize(torch.randn(queue_size, config.proj_dim), dim=1))
+        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def momentum_update(self) -> None:
+        for q, k in zip(self.encoder.parameters(), self.key_encoder.parameters()):
+            k.mul_(self.m).add_(q.detach(), alpha=1 - self.m)
+        for q, k in zip(self.encoder.buffers(), self.key_encoder.buffers()):
+            k.copy_(q)  # BN running stats: not learned, just follow the query encoder
+
+    @torch.no_grad()
+    def enqueue(self, keys: torch.Tensor) -> None:
+        """Overwrite the oldest keys (a ring buffer), wrapping around the end."""
+        n, size = keys.shape[0], self.queue.shape[0]
+        idx = (self.queue_ptr + torch.arange(n, device=keys.device)) % size
+        self.queue[idx] = keys
+        self.queue_ptr.copy_((self.queue_ptr + n) % size)
+
+    def forward(self, view_q: torch.Tensor, view_k: torch.Tensor, gen: torch.Generator):
+        q = _split_forward(self.encoder, view_q, self.splits)
+        with torch.no_grad():
+            self.momentum_update()
+            order = torch.randperm(view_k.shape[0], generator=gen).to(view_k.device)
+            k = torch.empty_like(q)
+            k[order] = _split_forward(self.key_encoder, view_k[order], self.splits)
+        positive = (q * k).sum(dim=1, keepdim=True)
+        negative = q @ self.queue.clone().T
+        logits = torch.cat([positive, negative], dim=1) / self.t
+        target = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)  # the key sits in column 0
+        loss = F.cross_entropy(logits, target)
+        accuracy = (logits.argmax(dim=1) == 0).float().mean()
+        self.enqueue(k)
+        return loss, accuracy
+
+
+class SimCLR(nn.Module):
+    """SimCLR: each view's positive is the other view of its image; the other 2B - 2 views are negatives."""
+
+    def __init__(self, config: TrainConfig):
+        super().__init__()
+        self.encoder = Encoder(config.backbone, config.proj_dim)
+        self.t = config.temperature
+
+    def forward(self, view_a: torch.Tensor, view_b: torch.Tensor, gen: torch.Generator):
+        z = self.encoder(torch.cat([view_a, view_b]))
+        return nt_xent(z, self.t)
+
+
+def nt_xent(z: torch.Tensor, temperature: float):
+    """NT-Xent over 2B normalised projections, where rows i and i + B are two views of one image."""
+    n = z.shape[0] // 2
+    sim = z @ z.T / temperature
+    sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
+    target = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
+    loss = F.cross_entropy(sim, target)
+    accuracy = (sim.argmax(dim=1) == target).float().mean()
+    return loss, accuracy
+
+
+def build_model(config: TrainConfig, n_images: int) -> nn.Module:
+    if config.method == "simclr":
+        return SimCLR(config)
+    return MoCo(config, queue_size=queue_size_for(config, n_images))
+
+
+def queue_size_for(config: TrainConfig, n_images: int) -> int:
+    # Keys of a batch's own images from the previous epoch would sit in the queue as false negatives.
+    return max(config.batch_size, min(config.queue_size, n_images // 2))
+
+
+def pick_device(preference: str = "auto") -> torch.device:
+    if preference == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if preference.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("CUDA was asked for but torch sees no GPU")
+    return torch.device(preference)
+
+
+def train(
+    images: torch.Tensor,
+    config: TrainConfig,
+    out_dir: str | Path,
+    device: str = "auto",
+    progress: bool = True,
+    stop_after_epoch: int | None = None,
+    info: dict | None = None,
+) -> TrainResult:
+    """Train on uint8 images (N, 3, H, W); resume from out_dir/checkpoint.pt when its settings match.
+
+    Writes out_dir/model.pt (the backbone) and out_dir/train.json (settings, `info` such as the data
+    source, image count, wall time, loss curves). `stop_after_epoch` ends the run early, after that
+    epoch's checkpoint, as a kill would: for tests.
+    """
+    _check_images(images)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = pick_device(device)
+    batch = min(config.batch_size, images.shape[0])
+    steps_per_epoch = images.shape[0] // batch  # drop the ragged last batch: BN on a handful is noise
+    total_steps = steps_per_epoch * config.epochs
+    lr = config.lr * batch / 256
+
+    torch.manual_seed(config.seed)
+    model = build_model(config, images.shape[0]).to(dev)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=config.weight_decay)
+    gen = torch.Generator().manual_seed(config.seed)
+    state = {"epoch": 0, "step": 0, "epoch_losses": [], "epoch_accuracies": [], "step_losses": [], "wall_s": 0.0}
+
+    ckpt_path = out / "checkpoint.pt"
+    fingerprint = data_fingerprint(images)
+    if ckpt_path.exists():
+        state = _resume(ckpt_path, config, fingerprint, model, optimizer, gen)
+
+    bar = _Bar(progress, total_steps, state["step"])
+    started = time.perf_counter() - state["wall_s"]
+    model.train()
+    with bar:
+        for epoch in range(state["epoch"], config.epochs):
+            order = torch.randperm(images.shape[0], generator=gen)
+            epoch_loss = epoch_accuracy = 0.0
+            for i in range(steps_per_epoch):
+                t0 = time.perf_counter()
+                x = images[order[i * batch : (i + 1) * batch]].to(dev).float().div_(255)
+                view_a, view_b = augment(x, config.augment, gen), augment(x, config.augment, gen)
+                for group in optimizer.param_groups:
+                    group["lr"] = cosine_lr(lr, state["step"], total_steps)
+                loss, accuracy = model(view_a, view_b, gen)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                state["step"] += 1
+                state["step_losses"].append(loss.item())
+                epoch_loss += loss.item()
+                epoch_accuracy += accuracy.item()
+                bar.advance(epoch + 1, loss.item(), accuracy.item(), batch / (time.perf_counter() - t0))
+            state["epoch"] = epoch + 1
+            state["epoch_losses"].append(epoch_loss / steps_per_epoch)
+            state["epoch_accuracies"].append(epoch_accuracy / steps_per_epoch)
+            state["wall_s"] = time.perf_counter() - started
+            _save_checkpoint(ckpt_path, config, fingerprint, model, optimizer, gen, state)
+            if stop_after_epoch is not None and state["epoch"] >= stop_after_epoch:
+                break
+
+    wall = state["wall_s"]
+    model_path = out / "model.pt"
+    result = TrainResult(model_path, state["epoch"], images.shape[0], wall,
+                         state["step"] * batch / wall if wall else 0.0, state["epoch_losses"], state["step_losses"],
+                         state["epoch_accuracies"])
+    meta = {**(info or {}), "settings": config.to_dict(), "epochs_done": result.epochs, "images": result.images,
+            "size": images.shape[-1], "batch_size": batch, "device": str(dev), "wall_s": round(wall, 2),
+            "images_per_s": round(result.images_per_s, 1), "epoch_losses": result.epoch_losses,
+            "epoch_accuracies": result.epoch_accuracies}
+    if config.method == "moco":
+        meta["queue_size"] = model.queue.shape[0]
+    save_backbone(model_path, model.encoder.backbone, meta)
+    (out / "train.json").write_text(json.dumps({**meta, "step_losses": result.step_losses}, indent=1))
+    return result
+
+
+def cosine_lr(base: float, step: int, total: int) -> float:
+    return base * 0.5 * (1 + math.cos(math.pi * step / max(1, total)))
+
+
+def data_fingerprint(images: torch.Tensor) -> str:
+    """Cheap identity of a dataset (count, size, a weighted pixel sum), to refuse resuming on other data."""
+    weights = torch.arange(1, images.shape[0] + 1, dtype=torch.float64)
+    total = (images.flatten(1).double().mean(dim=1) * weights).sum().item()
+    return f"{tuple(images.shape)}:{total:.6f}"
+
+
+def _split_forward(encoder: nn.Module, x: torch.Tensor, splits: int) -> torch.Tensor:
+    splits = max(1, min(splits, x.shape[0] // 2))  # keep >= 2 images per chunk for batch norm
+    return torch.cat([encoder(chunk) for chunk in x.chunk(splits)])
+
+
+def _save_checkpoint(path, config, fingerprint, model, optimizer, gen, state) -> None:
+    blob = {
+        "config": config.to_dict(), "data": fingerprint, "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(), "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None, **state,
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(blob, tmp)
+    os.replace(tmp, path)  # atomic: a kill mid-write leaves the previous checkpoint intact
+
+
+def _resume(path, config, fingerprint, model, optimizer, gen) -> dict:
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    saved = dict(blob["config"], epochs=config.epochs)  # more epochs may be asked for on resume
+    if saved != dict(config.to_dict(), epochs=config.epochs):
+        raise ValueError(f"{path} was made with other settings; use a fresh --out or delete it")
+    if blob["data"] != fingerprint:
+        raise ValueError(f"{path} was made from other images; use a fresh --out or delete it")
+    model.load_state_dict(blob["model"])
+    optimizer.load_state_dict(blob["optimizer"])
+    gen.set_state(blob["generator"])
+    torch.set_rng_state(blob["torch_rng"])
+    if blob["cuda_rng"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(blob["cuda_rng"])
+    return {k: blob[k] for k in ("epoch", "step", "epoch_losses", "epoch_accuracies", "step_losses", "wall_s")}
+
+
+def _check_images(images: torch.Tensor) -> None:
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected uint8 images (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
+    if images.shape[0] < 2:
+        raise ValueError("need at least 2 images to train")
+
+
+class _Bar:
+    """A rich progress bar showing epoch, loss, instance-discrimination accuracy and images/s (or nothing)."""
+
+    def __init__(self, enabled: bool, total: int, done: int):
+        self.progress = None
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]:.3f}  acc {task.fields[acc]:.2f}  {task.fields[ips]:.0f} img/s"),
+                TimeRemainingColumn(),
+            )
+            self.task = self.progress.add_task("train", total=total, completed=done, epoch=0, loss=0.0, acc=0.0,
+                                               ips=0.0)
+
+    def __enter__(self):
+        if self.progress:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress:
+            self.progress.stop()
+
+    def advance(self, epoch: int, loss: float, acc: float, ips: float) -> None:
+        if self.progress:
+            self.progress.update(self.task, advance=1, epoch=epoch, loss=loss, acc=acc, ips=ips)
+
