@@ -28,7 +28,7 @@ def test_plain_drawing_passes_and_is_reserialised_on_a_square_canvas():
     assert checked.ok and checked.reason is None
     assert checked.svg.startswith('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100"')
     assert 'width="256" height="256"' in checked.svg
-    assert '<circle cx="50" cy="50" r="30" fill="red" />' in checked.svg
+    assert '<circle cx="50" cy="50" r="30" fill="red"/>' in checked.svg
 
 
 def test_viewbox_is_derived_from_width_and_height_with_units():
@@ -41,7 +41,7 @@ def test_missing_namespaces_are_repaired_with_a_warning():
     assert checked.ok
     assert any("xmlns:xlink" in w for w in checked.warnings)
     assert any('xmlns="http://www.w3.org/2000/svg"' in w for w in checked.warnings)
-    assert '<use href="#r" />' in checked.svg  # xlink:href becomes SVG 2 href
+    assert '<use href="#r"/>' in checked.svg  # xlink:href becomes SVG 2 href
 
 
 def test_comments_processing_instructions_and_foreign_metadata_are_dropped():
@@ -53,7 +53,7 @@ def test_comments_processing_instructions_and_foreign_metadata_are_dropped():
     assert checked.ok
     assert "stylesheet" not in checked.svg and "ink" not in checked.svg and "onclick" not in checked.svg
     assert "hi" not in checked.svg and "metadata" not in checked.svg
-    assert '<rect width="1" height="1" />' in checked.svg
+    assert '<rect width="1" height="1"/>' in checked.svg
 
 
 def test_unknown_elements_are_dropped_with_a_warning_but_text_after_them_survives():

@@ -101,8 +101,7 @@ class Sandbox:
     def run(self, code: str, size: int, timeout: float) -> tuple[dict, bytes]:
         if self.process is None or self.process.poll() is not None:
             self.start()
-        request = {"size": size, "timeout": timeout, "cpu_seconds": self.cpu_seconds,
-                   "memory_mb": self.memory_mb, "address_space_bytes": self.address_space}
+        request = {"size": size, "timeout": timeout}
         try:
             _send(self.process.stdin.fileno(), request, code.encode("utf-8", "replace"))
             return _receive(self.process.stdout.fileno(), time.monotonic() + timeout + 15)
@@ -125,6 +124,8 @@ class Sandbox:
         self.starts += 1
         server_bytes = _server_address_space(self.process.pid) or FALLBACK_SERVER_BYTES
         self.address_space = server_bytes + self.memory_mb * 1024 * 1024
+        _send(self.process.stdin.fileno(), {"cpu_seconds": self.cpu_seconds, "memory_mb": self.memory_mb,
+                                            "address_space_bytes": self.address_space})
 
     def stop(self) -> None:
         if self.process is None:

@@ -2,16 +2,17 @@
 
     python -I -B /opt/drawloop/sandbox_server.py     # started by renderers/sandbox.py, never by hand
 
-Start-up (once): import numpy, matplotlib (Agg) and PIL, draw one throw-away figure so fonts are
-cached, mark itself non-dumpable, say "ready". Then for each request on fd 0 (replies on fd 1, never
-shared with a job):
+Start-up (once): import numpy, matplotlib (Agg) and PIL and draw throw-away figures so fonts and
+caches are ready, gc.freeze(), mark itself non-dumpable, say "ready", read the limits. Requests
+arrive on fd 0, replies leave on fd 1; no job ever holds either.
 
-  fork -> the child: new session; stdin /dev/null, stdout+stderr to a log in its own temp dir;
-          every other fd closed; rlimits (address space, CPU, file size, open files, processes,
-          no core); the seccomp filter (seccomp.py); then the drawing code runs and the child
-          writes "<json status>\n<png>" to its private result pipe.
-  server -> reads that pipe until EOF or the wall deadline (then SIGKILL), reaps the child,
-          removes the temp dir, replies with JSON (+ the PNG bytes).
+  spare  -> forked ahead of time: new session; stdin /dev/null, stdout+stderr to a log in its own
+            temp dir; every other fd closed; rlimits (address space, CPU, file size, open files,
+            processes, no core); the seccomp filter (seccomp.py). Then it waits on its job pipe.
+  job    -> the server hands the spare the code; it runs, writes "<json status>\n<png>" to its
+            result pipe and exits. The server reads until EOF or the wall deadline (then SIGKILL),
+            replies with JSON (+ PNG bytes), and only then reaps the child, removes its temp dir
+            and forks the next spare.
 
 Stdlib + numpy/matplotlib/PIL only: the drawloop package is not visible in the sandbox.
 """
@@ -19,6 +20,7 @@ Stdlib + numpy/matplotlib/PIL only: the drawloop package is not visible in the s
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import io
 import json
 import os
@@ -31,6 +33,9 @@ import sys
 import tempfile
 import time
 import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from seccomp import install_filter  # noqa: E402 - a sibling file in the sandbox, not a package
 
 FRAME = struct.Struct("!II")     # header length, payload length
 MAX_RESULT_BYTES = 32 * 1024 * 1024
@@ -67,20 +72,44 @@ def read_exactly(fd: int, n: int) -> bytes:
 
 # --- the server ----------------------------------------------------------------------------------
 
+WARM_UP_DRAWING = """
+import matplotlib.pyplot as plt
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+fig, ax = plt.subplots()
+ax.add_patch(plt.Circle((0.5, 0.5), 0.3, color="red"))
+ax.add_patch(plt.Rectangle((0.1, 0.1), 0.2, 0.1, color="hsl(0,0%,50%)" if False else "gray"))
+ax.add_patch(plt.Polygon([[0, 0], [1, 0], [0.5, 1]], closed=True, alpha=0.3))
+t = np.linspace(0, 2 * np.pi, 50)
+ax.plot(np.cos(t), np.sin(t), linewidth=2)
+ax.fill_between(t, np.sin(t), alpha=0.5)
+ax.scatter([0.2, 0.4], [0.6, 0.8], s=40)
+ax.imshow(np.random.rand(4, 4), extent=(0, 1, 0, 1))
+ax.text(0.5, 0.5, "warm", fontsize=12, ha="center")
+ax.set_title("warm"); ax.set_xlim(0, 1); ax.set_ylim(0, 1); ax.set_aspect("equal"); ax.axis("off")
+picture = Image.new("RGB", (64, 64), "white")
+ImageDraw.Draw(picture).ellipse((8, 8, 56, 56), fill="red", outline="black")
+picture.filter(ImageFilter.GaussianBlur(2))
+"""
+
+
 def warm_up() -> None:
+    """Import and exercise what drawings use, once, so every forked job finds it ready; then
+    gc.freeze() so a job's garbage collector never touches (and copies) the server's objects."""
+    import gc
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy  # noqa: F401
-    from PIL import Image, ImageColor, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps  # noqa: F401
+    from PIL import ImageFont
 
-    figure, axes = plt.subplots(figsize=(1, 1))
-    axes.plot([0, 1], [0, 1])
-    axes.set_title("warm")
-    figure.savefig(io.BytesIO(), format="png")
-    plt.close("all")
+    for size in (256, 128):
+        draw(WARM_UP_DRAWING, size, 0)
+        plt.close("all")
     ImageFont.load_default()
+    gc.collect()
+    gc.freeze()
 
 
 def serve() -> None:
@@ -93,35 +122,59 @@ def serve() -> None:
     warm_up()
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: jobs cannot open our /proc/<pid>/mem or ptrace us
-    send(replies, {"ready": True, "pid": os.getpid()})
-    while True:
-        try:
+    send(replies, {"ready": True})
+    try:
+        limits, _ = receive(requests)  # cpu_seconds, memory_mb, address_space_bytes
+        spare = Spare(limits)
+        while True:
             request, code = receive(requests)
-        except EOFError:
-            return  # the host went away: leaving ends the whole sandbox (we are its only process)
-        header, png = run_job(code.decode("utf-8", "replace"), request, keep=(requests, replies))
-        send(replies, header, png)
+            header, png, finished = spare.run(request, code)
+            send(replies, header, png)
+            finished()   # reap and clean up after replying: off the caller's clock
+            spare = Spare(limits)
+    except EOFError:
+        return  # the host went away: leaving ends the whole sandbox (we are its init's only child)
 
 
-def run_job(code: str, request: dict, keep: tuple[int, ...]) -> tuple[dict, bytes]:
-    job_dir = tempfile.mkdtemp(dir=JOBS_DIR)
-    read_end, write_end = os.pipe()
-    started = time.monotonic()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_end)
-        child(code, request, job_dir, write_end)  # never returns
-    os.close(write_end)
-    output, timed_out = collect(read_end, started + request["timeout"])
-    if timed_out:
-        os.kill(pid, signal.SIGKILL)
-    _, status = os.waitpid(pid, 0)
-    os.close(read_end)
-    log = read_log(job_dir)
-    shutil.rmtree(job_dir, ignore_errors=True)
-    header, png = interpret(output, status, timed_out, request)
-    header.update(seconds=time.monotonic() - started, log=log)
-    return header, png
+class Spare:
+    """A child forked and confined ahead of time, waiting on a pipe for its one drawing, so the fork,
+    the limits and the seccomp filter are not on the request's clock."""
+
+    def __init__(self, limits: dict):
+        self.limits = limits
+        self.job_dir = tempfile.mkdtemp(dir=JOBS_DIR)
+        job_read, self.job_write = os.pipe()
+        self.result_read, result_write = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            os.close(self.job_write)
+            os.close(self.result_read)
+            child(limits, self.job_dir, job_read, result_write)  # never returns
+        os.close(job_read)
+        os.close(result_write)
+
+    def run(self, request: dict, code: bytes):
+        started = time.monotonic()
+        try:
+            send(self.job_write, request, code)
+        except OSError:
+            pass  # the child died while waiting; collect() sees EOF and the status says why
+        os.close(self.job_write)
+        output, timed_out = collect(self.result_read, started + request["timeout"])
+        if timed_out:
+            os.kill(self.pid, signal.SIGKILL)
+        status = None
+        if timed_out or not complete(output):
+            status = os.waitpid(self.pid, 0)[1]  # only a failure needs to know how the child ended
+        header, png = interpret(output, status, timed_out, request, self.limits)
+        header.update(seconds=time.monotonic() - started, log=read_log(self.job_dir))
+        return header, png, lambda: self.clean_up(status is None)
+
+    def clean_up(self, reap: bool) -> None:
+        if reap:
+            os.waitpid(self.pid, 0)
+        os.close(self.result_read)
+        shutil.rmtree(self.job_dir, ignore_errors=True)
 
 
 def collect(fd: int, deadline: float) -> tuple[bytes, bool]:
@@ -139,28 +192,33 @@ def collect(fd: int, deadline: float) -> tuple[bytes, bool]:
         chunks.append(chunk)
 
 
-def interpret(output: bytes, status: int, timed_out: bool, request: dict) -> tuple[dict, bytes]:
-    if timed_out:
-        return {"ok": False, "error": f"the drawing code ran longer than {request['timeout']:g} s and was "
-                                      "stopped; draw with fewer, simpler operations"}, b""
-    line, _, png = output.partition(b"\n")
+def complete(output: bytes) -> bool:
+    """A whole result: a JSON status line, and a PNG after it if the status says ok."""
+    line, newline, png = output.partition(b"\n")
     try:
         header = json.loads(line)
     except ValueError:
-        header = None
-    if os.WIFSIGNALED(status):
+        return False
+    return bool(newline) and isinstance(header, dict) and (not header.get("ok") or png.startswith(b"\x89PNG"))
+
+
+def interpret(output: bytes, status: int | None, timed_out: bool, request: dict, limits: dict):
+    if timed_out:
+        return {"ok": False, "error": f"the drawing code ran longer than {request['timeout']:g} s and was "
+                                      "stopped; draw with fewer, simpler operations"}, b""
+    if status is not None and os.WIFSIGNALED(status):
         number = os.WTERMSIG(status)
         if number == signal.SIGXCPU:
-            return {"ok": False, "error": f"the drawing code used more than {request['cpu_seconds']} s of CPU "
+            return {"ok": False, "error": f"the drawing code used more than {limits['cpu_seconds']} s of CPU "
                                           "time and was stopped"}, b""
         return {"ok": False, "error": f"the drawing code crashed the Python process "
                                       f"({signal.Signals(number).name}); it may have run out of memory "
-                                      f"(limit {request['memory_mb']} MiB)"}, b""
-    if not isinstance(header, dict) or "ok" not in header:
-        return {"ok": False, "error": "the drawing code ended without a result (did it exit or close files "
-                                      "it did not open?)"}, b""
-    if header["ok"] and not png.startswith(b"\x89PNG"):
-        return {"ok": False, "error": "the drawing code produced no PNG"}, b""
+                                      f"(limit {limits['memory_mb']} MiB)"}, b""
+    if not complete(output):
+        return {"ok": False, "error": "the drawing code ended without a valid result (did it exit early, or "
+                                      "write to files it did not open?)"}, b""
+    line, _, png = output.partition(b"\n")
+    header = json.loads(line)
     return {"ok": bool(header["ok"]), "error": header.get("error")}, png if header["ok"] else b""
 
 
@@ -176,16 +234,17 @@ def read_log(job_dir: str) -> str:
 
 # --- the child: limits, seccomp, the drawing ------------------------------------------------------
 
-def child(code: str, request: dict, job_dir: str, result_fd: int) -> None:
+def child(limits: dict, job_dir: str, job_fd: int, result_fd: int) -> None:
     png = b""
     try:
-        confine(request, job_dir, result_fd)
-        result_fd = 3  # confine() moved the result pipe here
+        confine(limits, job_dir, job_fd, result_fd)
+        request, code = receive(3)  # confine() moved the job pipe to fd 3...
+        result_fd = 4               # ...and the result pipe to fd 4
     except BaseException as exc:  # noqa: BLE001
-        header = {"ok": False, "error": f"the sandbox could not confine the job: {type(exc).__name__}: {exc}"}
+        header = {"ok": False, "error": f"the sandbox could not start the job: {type(exc).__name__}: {exc}"}
     else:
         try:
-            header, png = draw(code, request["size"], request["memory_mb"])
+            header, png = draw(code.decode("utf-8", "replace"), request["size"], limits["memory_mb"])
         except DrawingError as exc:
             header = {"ok": False, "error": str(exc)}
     try:
@@ -194,32 +253,31 @@ def child(code: str, request: dict, job_dir: str, result_fd: int) -> None:
         view = memoryview(json.dumps(header).encode() + b"\n" + png)
         while view:
             view = view[os.write(result_fd, view):]
+        os.close(result_fd)  # EOF now: the server replies while this process is still being torn down
     finally:
         os._exit(0)
 
 
-def confine(request: dict, job_dir: str, result_fd: int) -> None:
+def confine(limits: dict, job_dir: str, job_fd: int, result_fd: int) -> None:
     os.setsid()
     os.chdir(job_dir)
     log = os.open("output.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.dup2(result_fd, 3)
-    os.closerange(4, 1 << 16)  # the host channel and everything else the server holds
+    for source, target in ((devnull, 0), (log, 1), (log, 2)):
+        os.dup2(source, target)
+    job_fd, result_fd = (fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (job_fd, result_fd))  # out of the way
+    os.dup2(job_fd, 3)
+    os.dup2(result_fd, 4)
+    os.closerange(5, 1 << 16)  # the host channel and everything else the server holds
     os.environ.update(HOME=job_dir, TMPDIR=job_dir)
     tempfile.tempdir = job_dir
-    memory = request["address_space_bytes"]
-    limits = {resource.RLIMIT_AS: memory, resource.RLIMIT_CPU: request["cpu_seconds"],
-              resource.RLIMIT_FSIZE: 16 * 1024 * 1024, resource.RLIMIT_NOFILE: 64,
-              resource.RLIMIT_NPROC: 64, resource.RLIMIT_CORE: 0}
-    for kind, value in limits.items():
+    memory = limits["address_space_bytes"]
+    rlimits = {resource.RLIMIT_AS: memory, resource.RLIMIT_CPU: limits["cpu_seconds"],
+               resource.RLIMIT_FSIZE: 16 * 1024 * 1024, resource.RLIMIT_NOFILE: 64,
+               resource.RLIMIT_NPROC: 64, resource.RLIMIT_CORE: 0}
+    for kind, value in rlimits.items():
         hard = value + 1 if kind == resource.RLIMIT_CPU else value  # SIGXCPU first, SIGKILL a second later
         resource.setrlimit(kind, (value, hard))
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from seccomp import install_filter
-
     install_filter()
 
 
@@ -318,5 +376,4 @@ def to_png(image) -> bytes:
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     serve()

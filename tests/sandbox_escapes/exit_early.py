@@ -1,3 +1,3 @@
-# expect: without a result
+# expect: without a valid result
 import os
 os._exit(3)

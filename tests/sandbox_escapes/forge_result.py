@@ -1,4 +1,4 @@
-# expect: produced no
+# expect: without a valid result
 import os
-os.write(3, b'{"ok": true}\nnot a png at all')
+os.write(4, b'{"ok": true}\nnot a png at all')
 os._exit(0)
