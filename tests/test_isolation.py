@@ -103,3 +103,10 @@ def _alive(pid: int) -> bool:
             return stat.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_the_cpu_budget_is_per_call_not_per_worker_lifetime(pool):
+    """A worker that has used more CPU in total than one call's budget keeps working."""
+    for _ in range(5):  # a quarter to half a second of CPU each
+        assert pool.call("builtins:sum", range(2 * 10**7), timeout=60) > 0
+    assert pool.call("resource:getrusage", 0, timeout=30).ru_utime > 1  # it used > 1 s (the budget) overall

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import importlib
+import math
 import os
 import pickle
 import queue
@@ -227,10 +228,19 @@ def _serve(memory_mb: int, cpu_seconds: int) -> None:
             target, args = _receive(requests)
         except EOFError:
             return
-        used = resource.getrusage(resource.RUSAGE_SELF)
-        soft = int(used.ru_utime + used.ru_stime) + cpu_seconds
-        resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + 2))
+        _set_cpu_budget(cpu_seconds)
         _send(replies, _run(target, args))
+
+
+def _set_cpu_budget(seconds: int) -> None:
+    """RLIMIT_CPU counts the worker's whole life, so move the soft limit to `seconds` past what it
+    has used so far. Only the soft limit moves: raising a hard limit needs privileges."""
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    soft = math.ceil(used.ru_utime + used.ru_stime) + seconds  # ceil: never less than `seconds` left
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
 def _run(target: str, args: tuple):
