@@ -186,6 +186,8 @@ def sandbox_overhead(rounds: int) -> dict:
     from drawloop.renderers.python import render_python
     from drawloop.renderers.sandbox import get_sandbox_pool
 
+    import matplotlib.pyplot as plt
+
     get_sandbox_pool().prestart(1)
     figures = {}
     for name, code in PYTHON_DRAWINGS.items():
@@ -193,6 +195,7 @@ def sandbox_overhead(rounds: int) -> dict:
         assert render_python(code, size=SIZE).ok  # warm
         inside, local = [], []
         for _ in range(rounds):
+            plt.close("all")  # each sandboxed job starts without figures; so does the baseline
             started = time.perf_counter()
             sandbox_server.draw(code, SIZE, 512)
             local.append(time.perf_counter() - started)
