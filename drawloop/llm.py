@@ -35,6 +35,7 @@ class Completion:
     tokens_out: int = 0
     seconds: float = 0.0
     attempts: int = 1
+    cut_short: bool = False  # a guard stopped generation early (e.g. a repetition loop)
 
     def usage(self) -> dict:
         return {"tokens_in": self.tokens_in, "tokens_out": self.tokens_out,
@@ -68,26 +69,66 @@ class ChatLLM:
         self.name = name or getattr(chat, "model_name", None) or type(chat).__name__
 
     def complete(self, messages: Sequence[tuple[str, str]] | Sequence[Any], stop: list[str] | None = None,
-                 **kwargs: Any) -> Completion:
+                 guard: Callable[[str], bool] | None = None, **kwargs: Any) -> Completion:
+        """Ask once (plus retries). With `guard`, the answer is streamed and generation stops as
+        soon as guard(text_so_far) is true: small models can loop on one path command until the
+        token cap, which costs minutes on a CPU."""
         last_error = "no attempt made"
         start = time.perf_counter()
         for attempt in range(1, self.retries + 2):
             try:
-                message = self.chat.invoke(list(messages), stop=stop, **kwargs)
+                if guard is None:
+                    message = self.chat.invoke(list(messages), stop=stop, **kwargs)
+                    text = message.content if isinstance(message.content, str) else _join_parts(message.content)
+                    usage, cut = getattr(message, "usage_metadata", None) or {}, False
+                else:
+                    text, usage, cut = self._stream(messages, stop, guard, kwargs)
             except Exception as exc:  # the client raises many types; classify, don't crash
                 last_error = _describe(exc)
                 if not _is_retryable(exc):
                     raise LLMError(f"model {self.name} refused the request: {last_error}") from exc
             else:
-                text = message.content if isinstance(message.content, str) else _join_parts(message.content)
                 if text.strip():
-                    usage = getattr(message, "usage_metadata", None) or {}
                     return Completion(text, int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)),
-                                      time.perf_counter() - start, attempt)
+                                      time.perf_counter() - start, attempt, cut)
                 last_error = "empty answer"
             if attempt <= self.retries:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
         raise LLMError(f"model {self.name} gave no usable answer after {self.retries + 1} tries ({last_error})")
+
+
+    def _stream(self, messages, stop, guard, kwargs) -> tuple[str, dict, bool]:
+        parts: list[str] = []
+        usage: dict = {}
+        chunks = 0
+        stream = self.chat.stream(list(messages), stop=stop, **kwargs)
+        try:
+            for chunk in stream:
+                content = chunk.content if isinstance(chunk.content, str) else _join_parts(chunk.content)
+                parts.append(content)
+                chunks += 1 if content else 0
+                usage = getattr(chunk, "usage_metadata", None) or usage
+                if chunks % 16 == 0 and guard("".join(parts)):
+                    # closing the stream drops the connection, and llama.cpp/vLLM stop generating
+                    return "".join(parts), usage or {"output_tokens": chunks}, True
+        finally:
+            close = getattr(stream, "close", None)
+            if close:
+                close()
+        return "".join(parts), usage or {"output_tokens": chunks}, False
+
+
+def degenerate_repetition(text: str, window: int = 480, min_span: int = 160, min_repeats: int = 8) -> bool:
+    """True when the text ends in one short unit repeated over and over ("L256 256L256 256...")."""
+    tail = text[-window:]
+    for period in range(1, 61):
+        unit = tail[-period:]
+        repeats = 1
+        while repeats * period + period <= len(tail) and tail[-(repeats + 1) * period:-repeats * period] == unit:
+            repeats += 1
+        if repeats >= min_repeats and repeats * period >= min_span:
+            return True
+    return False
 
 
 def _join_parts(content: list) -> str:
@@ -137,7 +178,10 @@ class ModelHandle:
         if self.provider == "local" and not self.settings.base_url:
             from drawloop.local_model import LocalServer, model_path
 
-            self.server = LocalServer(model_path(self.model_name), threads=self.settings.threads).start()
+            # llama.cpp splits its context among the slots, so each parallel slot gets its own 4k.
+            parallel = self.settings.parallel
+            self.server = LocalServer(model_path(self.model_name), threads=self.settings.threads,
+                                      parallel=parallel, ctx=max(8192, 4096 * parallel)).start()
             self.base_url, self.api_key = self.server.base_url, "sk-local"
         elif self.base_url:
             self.api_key = self.api_key or "EMPTY"
@@ -173,6 +217,7 @@ class ModelHandle:
             timeout=settings.request_timeout,
             max_retries=0,  # ChatLLM retries, with backoff and empty-answer handling
             max_tokens=max_tokens,
+            stream_usage=True,  # token counts also when the drawer streams (repetition guard)
         )
         if self.base_url:
             kwargs["base_url"] = self.base_url

@@ -220,11 +220,11 @@ class LocalServer:
         cmd = [sys.executable, "-m", "drawloop.local_model", "serve", "--model", str(self.gguf),
                "--port", str(self.port), "--threads", str(self.threads), "--ctx", str(self.ctx),
                "--parallel", str(self.parallel)]
-        # On a shared box, DRAWLOOP_SERVER_NICE=-5 (root) keeps llama.cpp's spinning threads from
-        # being starved by other work; starved threads slow generation far more than their share.
+        # On a shared box, DRAWLOOP_SERVER_NICE=-10 (root) keeps llama.cpp's threads from being
+        # starved by other work; starved threads slow generation far more than their share.
         nice = int(os.environ.get("DRAWLOOP_SERVER_NICE", "0"))
         self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        preexec_fn=(lambda: os.nice(nice)) if nice else None)
+                                        preexec_fn=(lambda: _raise_priority(nice)) if nice else None)
         atexit.register(self.stop)
         self._wait_healthy()
         return self
@@ -264,6 +264,18 @@ class LocalServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _raise_priority(nice: int) -> None:
+    """Runs in the child before exec. With the kernel's autogroup scheduling, plain nice only
+    ranks processes within one session, so the server gets a session of its own and that
+    session's autogroup gets the nice value."""
+    os.setsid()
+    with contextlib.suppress(OSError):
+        with open("/proc/self/autogroup", "w") as handle:
+            handle.write(str(nice))
+    with contextlib.suppress(OSError):
+        os.nice(nice)
 
 
 def _die_with_parent() -> None:

@@ -68,10 +68,25 @@ class FakeOpenAI(http.server.BaseHTTPRequestHandler):
         status, text = FakeOpenAI.answers.pop(0) if FakeOpenAI.answers else (200, smart_answer(body))
         if status != 200:
             return self._json(status, {"error": {"message": text}})
+        if body.get("stream"):
+            return self._sse(text)
         self._json(200, {"id": "x", "object": "chat.completion", "created": 0, "model": "fake",
                          "choices": [{"index": 0, "finish_reason": "stop",
                                       "message": {"role": "assistant", "content": text}}],
                          "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}})
+
+    def _sse(self, text):
+        """Stream the answer as OpenAI server-sent events, a few characters per chunk."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        base = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "fake"}
+        for i in range(0, len(text), 8):
+            delta = {"choices": [{"index": 0, "delta": {"content": text[i:i + 8]}, "finish_reason": None}]}
+            self.wfile.write(f"data: {json.dumps({**base, **delta})}\n\n".encode())
+        usage = {"prompt_tokens": 11, "completion_tokens": (len(text) + 7) // 8, "total_tokens": 0}
+        final = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": usage}
+        self.wfile.write(f"data: {json.dumps({**base, **final})}\n\ndata: [DONE]\n\n".encode())
 
     def _json(self, status, payload):
         data = json.dumps(payload).encode()

@@ -52,7 +52,7 @@ def test_answer_cut_by_stop_sequence_is_closed():
 def test_answer_truncated_mid_tag_is_cut_back_and_closed():
     svg = extract_svg('<svg xmlns="http://www.w3.org/2000/svg"><g fill="red"><circle r="4"/><path d="M 0 0 L 10')
     assert parses(svg)
-    assert "<path" not in svg and svg.endswith("</g></svg>")
+    assert '<path d="M 0 0"/>' in svg and svg.endswith("</g></svg>")  # the half-written command is dropped
 
 
 def test_plain_doctype_is_dropped_but_entities_are_not_silently_fixed():
@@ -107,3 +107,42 @@ def test_draw_records_prose_answer_as_error_not_exception():
 def test_draw_records_llm_failure():
     draft = Drawer(fake_llm("")).draw("an apple", "svg", [])
     assert draft.code == "" and "no usable answer" in draft.error
+
+
+LOOPING_PATH = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 256 256"><rect width="256" height="256" '
+                'fill="#eef"/><path fill="red" d="M160 128L184 128L196 136L224 136' + "L256 256" * 60)
+
+
+def test_looping_path_cut_by_token_cap_keeps_the_shape_drawn_so_far():
+    svg = extract_svg(LOOPING_PATH)
+    assert parses(svg)
+    path = ET.fromstring(svg).find("{http://www.w3.org/2000/svg}path")
+    assert path is not None and path.get("d").startswith("M160 128L184 128") and path.get("d").count("L256 256") <= 1
+
+
+@pytest.mark.parametrize("tail, kept", [
+    ('<circle cx="5" cy="5" r="4" fill="re', "circle"),   # cut inside a quoted value
+    ('<circle cx="5" cy="5" r="4" fill', "circle"),        # a dangling attribute name
+    ("<circ", None),                                       # not even a tag name + space: dropped
+])
+def test_answer_cut_inside_a_start_tag(tail, kept):
+    svg = extract_svg('<svg xmlns="http://www.w3.org/2000/svg"><rect width="3" height="3"/>' + tail)
+    root = ET.fromstring(svg)
+    names = [child.tag.split("}")[1] for child in root]
+    assert names == (["rect", kept] if kept else ["rect"])
+
+
+def test_degenerate_repetition_guard():
+    from drawloop.llm import degenerate_repetition
+
+    assert degenerate_repetition("<path d='M0 0" + "L256 256" * 40)
+    assert not degenerate_repetition(APPLE * 3)  # repeated markup blocks are long units, not a loop
+    assert not degenerate_repetition("<path d='M0 0 L10 20 L30 5 L7 9 Q 4 5 6 7 C 1 2 3 4 5 6'/>")
+
+
+def test_repetition_guard_stops_streaming_early():
+    from drawloop.agents.drawer import Drawer
+
+    words = " ".join(["<svg xmlns='http://www.w3.org/2000/svg'><path d='M0 0"] + ["L256 256"] * 2000)
+    draft = Drawer(fake_llm(words)).draw("a cat", "svg", [])
+    assert draft.code and draft.usage["tokens_out"] < 400  # stopped long before the 4000 chunks

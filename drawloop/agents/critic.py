@@ -38,19 +38,21 @@ def content_stats(png: bytes, threshold: int = 24) -> dict[str, float]:
 
     rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
     h, w, _ = rgb.shape
-    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
-    colours, counts = np.unique(border, axis=0, return_counts=True)
-    background = colours[counts.argmax()]
+    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]]).astype(np.int32)
+    packed = (border[:, 0] << 16) | (border[:, 1] << 8) | border[:, 2]
+    values, counts = np.unique(packed, return_counts=True)
+    top = int(values[counts.argmax()])
+    background = np.array([(top >> 16) & 255, (top >> 8) & 255, top & 255], dtype=np.int16)
     mask = np.abs(rgb - background).max(axis=2) > threshold
     coverage = float(mask.mean())
     light = float(background.min() > 200)
     if not mask.any():
         return {"coverage": 0.0, "bbox_area": 0.0, "edge_touch": 0.0, "colours": 0.0, "background_light": light}
-    ys, xs = np.nonzero(mask)
-    bbox_area = float((ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)) / (h * w)
+    rows, cols = mask.any(axis=1).nonzero()[0], mask.any(axis=0).nonzero()[0]
+    bbox_area = float((rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1)) / (h * w)
     sides = [mask[0].mean(), mask[-1].mean(), mask[:, 0].mean(), mask[:, -1].mean()]
-    coarse = (rgb[mask] // 32).astype(np.int32)
-    keys, key_counts = np.unique(coarse[:, 0] * 64 + coarse[:, 1] * 8 + coarse[:, 2], return_counts=True)
+    coarse = rgb[mask] // 32
+    key_counts = np.bincount(coarse[:, 0] * 64 + coarse[:, 1] * 8 + coarse[:, 2], minlength=512)
     colours_used = int((key_counts > 0.01 * mask.sum()).sum())  # ignore anti-aliasing fringes
     return {"coverage": coverage, "bbox_area": bbox_area, "edge_touch": float(sum(s > 0.3 for s in sides)),
             "colours": float(colours_used), "background_light": light}

@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ET
 
 from drawloop import prompts
 from drawloop.agents.base import Draft
-from drawloop.llm import ChatLLM, LLMError
+from drawloop.llm import ChatLLM, LLMError, degenerate_repetition
 from drawloop.state import Attempt
 
 SVG_NS = "http://www.w3.org/2000/svg"
@@ -68,8 +68,39 @@ def _well_formed(svg: str) -> bool:
     return True
 
 
+def trim_repetition(text: str, max_period: int = 60, min_repeats: int = 4) -> str:
+    """Collapse a unit repeated at the very end ("L256 256L256 256L256 256") to one copy."""
+    for period in range(1, max_period + 1):
+        unit = text[-period:]
+        repeats = 1
+        while text[-(repeats + 1) * period:-repeats * period] == unit and (repeats + 1) * period <= len(text):
+            repeats += 1
+        if repeats >= min_repeats and repeats * period >= 24:
+            return text[:len(text) - (repeats - 1) * period]
+    return text
+
+
+def _finish_open_tag(svg: str) -> str:
+    """An answer cut inside a start tag (usually a long path's d attribute): close the
+    attribute and the tag, so the shapes drawn so far survive."""
+    lt, gt = svg.rfind("<"), svg.rfind(">")
+    if lt <= gt or svg.startswith(("</", "<!", "<?"), lt):
+        return svg
+    fragment = svg[lt:]
+    if not re.match(r"<[A-Za-z][\w:.-]*\s", fragment):
+        return svg[:lt]
+    if fragment.count('"') % 2:
+        fragment = re.sub(r"\s*[A-Za-z]?\s*[-\d.,\s]*$", "", fragment) + '"'  # drop a half-written command
+    elif fragment.count("'") % 2:
+        fragment += "'"
+    elif re.search(r"[\w:-]+\s*=?\s*$", fragment):
+        fragment = re.sub(r"\s*[\w:-]+\s*=?\s*$", "", fragment)  # a dangling attribute name
+    return svg[:lt] + fragment.rstrip() + "/>"
+
+
 def _close_open_tags(svg: str) -> str:
-    """Cut a truncated answer back to its last complete tag and close what is still open."""
+    """Finish a truncated answer: keep what was drawn, close whatever is still open."""
+    svg = _finish_open_tag(trim_repetition(svg))
     last = svg.rfind(">")
     svg = svg[:last + 1] if last >= 0 else svg
     stack: list[str] = []
@@ -134,7 +165,8 @@ class Drawer:
         stop = ["</svg>"] if language == "svg" else None
         kwargs = {"seed": seed} if seed is not None else {}
         try:
-            answer = self.llm.complete(self.messages(concept, language, history), stop=stop, **kwargs)
+            answer = self.llm.complete(self.messages(concept, language, history), stop=stop,
+                                       guard=degenerate_repetition, **kwargs)
         except LLMError as exc:
             return Draft(code="", error=str(exc))
         try:

