@@ -66,9 +66,16 @@ def test_unknown_elements_are_dropped_with_a_warning_but_text_after_them_survive
     ("", "empty drawing code"),
     ("<svg", "not well-formed XML"),
     ("<html/>", "root element must be <svg>, got <html>"),
-    ('<!DOCTYPE svg [<!ENTITY a "b">]><svg xmlns="http://www.w3.org/2000/svg">&a;</svg>', "<!DOCTYPE>"),
+    ('<!DOCTYPE svg [<!ENTITY a SYSTEM "file:///etc/passwd">]><svg xmlns="http://www.w3.org/2000/svg">&a;</svg>',
+     "<!DOCTYPE>"),
+    ('<!DOCTYPE svg [<!ENTITY a "x"><!ENTITY b "&a;&a;">]><svg xmlns="http://www.w3.org/2000/svg">&b;</svg>',
+     "<!DOCTYPE>"),
+    ('<!DOCTYPE svg [<!ENTITY a "' + "x" * 9000 + '">]><svg xmlns="http://www.w3.org/2000/svg"><text>'
+     + "&a;" * 30 + "</text></svg>", "entities in the <!DOCTYPE> expand the SVG beyond 262,144 bytes"),
+    (svg("<foreignObject><p>hi</p></foreignObject>"), "<foreignObject> is not allowed"),
+    (svg('<foreignObject><h:b xmlns:h="http://www.w3.org/1999/xhtml"/></foreignObject>'), "<foreignObject>"),
+    (svg("<foreignObject>text</foreignObject>"), "<foreignObject> is not allowed"),
     (svg("<script>x()</script>"), "<script> is not allowed"),
-    (svg("<foreignObject/>"), "<foreignObject> is not allowed"),
     (svg('<filter id="f"><feImage href="#a"/></filter>'), "<feImage> is not allowed"),
     (svg('<image href="file:///etc/passwd"/>'), '<image href="file:///etc/passwd"> is not allowed'),
     (svg('<image href="/etc/passwd"/>'), "links may only point inside the drawing"),
@@ -88,6 +95,21 @@ def test_refusals_name_the_problem(code, reason):
     checked = check_svg(code)
     assert not checked.ok and checked.svg is None
     assert reason in checked.reason
+
+
+def test_a_harmless_doctype_is_dropped_and_plain_entities_substituted():
+    plain = ('<?xml version="1.0"?>\n<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" '
+             '"http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd">\n<svg xmlns="http://www.w3.org/2000/svg"/>')
+    checked = check_svg(plain)
+    assert checked.ok and checked.warnings == ["ignored the <!DOCTYPE> (DTDs are never loaded)"]
+    illustrator = ('<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.0//EN" "http://x.invalid/svg10.dtd" [\n'
+                   '  <!ENTITY ns_svg "http://www.w3.org/2000/svg">\n  <!ENTITY ns_ai "http://ns.adobe.com/AI/10/">\n'
+                   ']>\n<svg xmlns="&ns_svg;" xmlns:i="&ns_ai;"><switch><foreignObject requiredExtensions="&ns_ai;" '
+                   'width="1" height="1"><i:pgfRef href="#x"/></foreignObject><g i:extraneous="self"><rect width="5" height="5"/></g></switch></svg>')
+    checked = check_svg(illustrator)
+    assert checked.ok, checked.reason
+    assert checked.svg == ('<svg xmlns="http://www.w3.org/2000/svg"><switch><g><rect width="5" height="5"/>'
+                           '</g></switch></svg>')
 
 
 def test_small_embedded_images_of_each_allowed_format_pass():

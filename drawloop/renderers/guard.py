@@ -8,8 +8,10 @@
         print(checked.reason)             # precise and human-readable: goes back to the drawer
 
 Runs before every SVG render (typically well under 1 ms). What it enforces:
-- size cap; defusedxml with DTDs forbidden (so no entities: no XXE, no billion laughs); root <svg>;
-  depth and element caps;
+- size cap; no DTD ever reaches a parser: a DOCTYPE that only names an external DTD (never
+  fetched) or declares plain-text entities (Illustrator files) is dropped and its entities
+  substituted with a size bound; any other DTD is refused by defusedxml (no XXE, no billion
+  laughs); root <svg>; depth and element caps;
 - `href`/`xlink:href` only `#id`, or (on <image>) a small base64 `data:image/png|jpeg|gif|webp`
   whose real format matches and whose decoded pixel count is bounded;
 - no external `url(...)`, `@import` or CSS escapes, in attributes, `style` and <style>;
@@ -36,6 +38,7 @@ from defusedxml import DefusedXmlException
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
 XML_NS = "http://www.w3.org/XML/1998/namespace"
+XHTML_NS = "http://www.w3.org/1999/xhtml"
 
 DRAWING_ELEMENTS = frozenset("""
     svg g defs symbol use switch a title desc style
@@ -67,6 +70,13 @@ IMAGE_FORMATS = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "gif": "GIF", "web
 _URL = re.compile(r"url\(\s*(['\"]?)(.*?)\1\s*\)", re.IGNORECASE | re.DOTALL)
 _FRAGMENT = re.compile(r"#[^\s'\"()#]+")
 _DATA_IMAGE = re.compile(r"data:image/([a-z]+);base64,(.*)", re.IGNORECASE | re.DOTALL)
+_QUOTED = r"(?:\"[^\"]*\"|'[^']*')"
+_DOCTYPE = re.compile(r"(?P<prolog>\s*(?:<\?xml[^>]*\?>\s*)?(?:<!--.*?-->\s*)*)<!DOCTYPE\s+svg"
+                      rf"(?:\s+(?:PUBLIC\s+{_QUOTED}\s+{_QUOTED}|PUBLIC\s+{_QUOTED}|SYSTEM\s+{_QUOTED}))?"
+                      r"\s*(?:\[(?P<subset>[^\]]*)\])?\s*>", re.DOTALL)
+_ENTITY = re.compile(r"<!ENTITY\s+([A-Za-z_][\w.-]*)\s+\"([^&%<>\"']*)\"\s*>")
+_ENTITY_SUBSET = re.compile(r"(?:\s|<!--(?:(?!-->).)*-->|" + _ENTITY.pattern + r")*", re.DOTALL)
+_ENTITY_REFERENCE = re.compile(r"&([A-Za-z_][\w.-]*);")
 _DECLARATION = re.compile(r"<!\s*(DOCTYPE|ENTITY|ELEMENT|ATTLIST|NOTATION)", re.IGNORECASE)
 _CSS_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
 _LENGTH = re.compile(r"\s*([0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?)\s*(px|pt|pc|mm|cm|in)?\s*", re.IGNORECASE)
@@ -121,6 +131,7 @@ def _parse(code: str, limits: GuardLimits, warnings: list[str]) -> ET.Element:
     size = len(code.encode("utf-8", "replace"))
     if size > limits.max_bytes:
         raise Refused(f"SVG is {size:,} bytes; the limit is {limits.max_bytes:,} bytes: simplify the drawing")
+    code = _drop_doctype(code, limits, warnings)
     try:
         return _fromstring(code)
     except SafeET.ParseError as exc:
@@ -132,6 +143,28 @@ def _parse(code: str, limits: GuardLimits, warnings: list[str]) -> ET.Element:
             except SafeET.ParseError as again:
                 exc = again
         raise Refused(f"SVG is not well-formed XML: {exc}") from None
+
+
+def _drop_doctype(code: str, limits: GuardLimits, warnings: list[str]) -> str:
+    """Remove a harmless DOCTYPE before any parser sees it: one that only names an external DTD
+    (never fetched) and declares plain-text entities (Illustrator's `<!ENTITY ns_svg "...">`),
+    which we substitute ourselves; their values cannot reference other entities, so the result is
+    at most len(values) x references long, and that is bounded before it is built. Any other DTD
+    (parameter or external entities, nesting, markup declarations) is left for defusedxml to refuse."""
+    match = _DOCTYPE.match(code)
+    if not match or not _ENTITY_SUBSET.fullmatch(match.group("subset") or ""):
+        return code
+    entities = dict(_ENTITY.findall(match.group("subset") or ""))
+    body = code[match.end():]
+    references = _ENTITY_REFERENCE.findall(body)
+    grown = sum(len(entities.get(name, "")) for name in references)
+    if len(body) + grown > limits.max_bytes:
+        raise Refused("entities in the <!DOCTYPE> expand the SVG beyond "
+                      f"{limits.max_bytes:,} bytes: write plain SVG without a DOCTYPE")
+    if entities:
+        body = _ENTITY_REFERENCE.sub(lambda m: entities.get(m.group(1), m.group(0)), body)
+    warnings.append("ignored the <!DOCTYPE> (DTDs are never loaded)")
+    return (match.group("prolog") or "") + body
 
 
 def _fromstring(code: str) -> ET.Element:
@@ -202,6 +235,8 @@ def _keep(child: ET.Element, warnings: list[str]) -> bool:
     ns, local = _split(child.tag)
     if ns not in (None, SVG_NS):
         return False  # Inkscape/Sodipodi/RDF metadata, XInclude, XHTML: no engine should see them
+    if local == "foreignObject" and _only_metadata(child):
+        return False  # Illustrator's <switch> alternative (empty, or private data): draws nothing
     if local in FORBIDDEN_ELEMENTS:
         raise Refused(f"<{local}> is not allowed in drawings ({FORBIDDEN_ELEMENTS[local]})")
     if local in IGNORED_ELEMENTS:
@@ -209,6 +244,14 @@ def _keep(child: ET.Element, warnings: list[str]) -> bool:
     if local not in DRAWING_ELEMENTS:
         warnings.append(f"ignored unknown element <{local}>")
         return False
+    return True
+
+
+def _only_metadata(element: ET.Element) -> bool:
+    """No text and no SVG/XHTML elements inside: nothing any engine could show."""
+    for inner in element.iter():
+        if (inner.text or "").strip() or inner is not element and _split(inner.tag)[0] in (None, SVG_NS, XHTML_NS):
+            return False
     return True
 
 
