@@ -78,7 +78,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 fig, ax = plt.subplots()
 ax.add_patch(plt.Circle((0.5, 0.5), 0.3, color="red"))
-ax.add_patch(plt.Rectangle((0.1, 0.1), 0.2, 0.1, color="hsl(0,0%,50%)" if False else "gray"))
+ax.add_patch(plt.Rectangle((0.1, 0.1), 0.2, 0.1, color="gray"))
 ax.add_patch(plt.Polygon([[0, 0], [1, 0], [0.5, 1]], closed=True, alpha=0.3))
 t = np.linspace(0, 2 * np.pi, 50)
 ax.plot(np.cos(t), np.sin(t), linewidth=2)
