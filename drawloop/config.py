@@ -31,6 +31,7 @@ class Settings:
     request_timeout: float = 180.0
     retries: int = 2
     threads: int | None = None           # llama.cpp threads; None = all cores
+    parallel: int = 1                    # llama.cpp slots: concurrent requests the local server decodes together
     language: str = "svg"
     size: int = 256
     max_iters: int = 5
@@ -82,6 +83,8 @@ class Settings:
             raise ValueError("target must be in [0, 1]")
         if self.feedback not in ("critic", "plain"):
             raise ValueError("feedback must be 'critic' or 'plain'")
+        if self.parallel < 1:
+            raise ValueError("parallel must be at least 1")
         if not 32 <= self.size <= 2048:
             raise ValueError("size must be between 32 and 2048 pixels")
 
