@@ -1,0 +1,364 @@
+"""Many refine threads at once: bounded concurrency, one checkpoint DB, retries, live statistics.
+
+    graphs = GraphCache(settings, models, store=ArtifactStore(work_dir), checkpointer=saver)
+    runner = BatchRunner(graphs, concurrency=8, max_tries=3, run_id="data-llm")
+    jobs = [ThreadJob("red-circle-0000", "a red circle", seed=17, temperature=0.7), ...]
+    stats = runner.run(jobs, commit=save_drawing, on_failure=record_failure, on_progress=redraw)
+
+Every job is one LangGraph thread (thread_id = job id, plus "~N" for the N-th retry) with its own
+seed and temperature, so samples of one concept differ. At most `concurrency` threads run at once
+and jobs are pulled from the input lazily, so a million queued jobs cost nothing until they start
+(back-pressure). A thread that already finished in an earlier, killed process is not redrawn: its
+checkpoint says it is finished and the runner only reads its state back.
+
+Commits happen in the caller's thread (the driver), one at a time, in `commit(outcome)`; a job counts
+as done only after commit returns. A thread that ends without a rendered drawing, or raises, goes
+to `on_failure(job, reason)` and is retried (fresh thread, new seed) until it has been tried
+`max_tries` times. `abort_after` failures in a row with no success stop the batch (BatchAborted):
+an unreachable model should not burn every job's tries.
+
+Executors. The local default is a thread pool: the graph's nodes are blocking calls (HTTP to the
+model server, the renderer's worker processes), so threads overlap their waiting exactly as an
+asyncio loop would, without an async rewrite of every agent. Anything with `map_unordered` can
+schedule the work instead. A cluster executor, e.g. on Ray, would look like this (not shipped):
+
+    class RayExecutor:
+        def map_unordered(self, fn, items, concurrency):
+            remote, pending = ray.remote(fn), {}
+            for item in items:                          # lazily, like the local executor
+                if len(pending) >= concurrency:
+                    yield from self._collect(pending, num_returns=1)
+                pending[remote.remote(item)] = item
+            while pending:
+                yield from self._collect(pending, num_returns=1)
+
+        def _collect(self, pending, num_returns):
+            done, _ = ray.wait(list(pending), num_returns=num_returns)
+            for ref in done:
+                item = pending.pop(ref)
+                try:
+                    yield item, ray.get(ref)
+                except Exception as exc:
+                    yield item, exc
+
+For that, `fn` (a ThreadWorker) must build its graphs in the remote process (GraphCache holds only
+settings), checkpoints must go to a shared saver (langgraph-checkpoint-postgres instead of SQLite),
+the artifact store must be on shared storage, and the model a shared OpenAI-compatible endpoint
+(vLLM). Commits stay in the driver, so the dataset manifest keeps a single writer.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterable, Iterator, Protocol, TypeVar
+
+from drawloop.state import DrawState
+from drawloop.trace.events import TraceEvent
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+RETRY_SEED_STRIDE = 1000   # a retry's seed; far from the +iteration offsets of earlier tries
+
+
+class BatchAborted(RuntimeError):
+    """Too many threads failed in a row; the message carries the last reason."""
+
+
+# ---------------------------------------------------------------- jobs and outcomes
+
+@dataclass(frozen=True)
+class ThreadJob:
+    id: str                    # stable across processes, e.g. "red-circle-0003"
+    concept: str
+    seed: int
+    temperature: float
+    tries: int = 0             # failed tries so far; this run is try number tries + 1
+
+    @property
+    def thread_id(self) -> str:
+        return self.id if self.tries == 0 else f"{self.id}~{self.tries}"
+
+    @property
+    def thread_seed(self) -> int:
+        return self.seed + RETRY_SEED_STRIDE * self.tries
+
+
+@dataclass
+class ThreadOutcome:
+    job: ThreadJob
+    state: dict[str, Any] = field(default_factory=dict)   # the thread's final graph state
+    error: str | None = None                              # why there is no drawing; None when there is
+    resumed: bool = False                                 # the thread had a checkpoint already
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def best(self) -> dict | None:
+        best = self.state.get("best")
+        return self.state["attempts"][best] if best is not None and self.state.get("attempts") else None
+
+
+def drawing_error(state: DrawState) -> str | None:
+    """None when the thread's best attempt has a rendered image, else the reason it has none."""
+    attempts = state.get("attempts") or []
+    if not attempts:
+        return "the thread finished without any attempt"
+    best = state.get("best")
+    if best is not None and attempts[best].get("image"):
+        return None
+    last = next((a.get("draw_error") or a.get("render_error") for a in reversed(attempts)
+                 if a.get("draw_error") or a.get("render_error")), "nothing rendered")
+    return f"no drawing rendered in {len(attempts)} attempt(s); last error: {last}"[:500]
+
+
+# ---------------------------------------------------------------- executors
+
+class Executor(Protocol):
+    def map_unordered(self, fn: Callable[[T], R], items: Iterable[T],
+                      concurrency: int) -> Iterator[tuple[T, R | BaseException]]:
+        """Run fn over items with at most `concurrency` in flight, pulling items lazily; yield
+        (item, result or the exception it raised) as each finishes, in completion order."""
+
+
+class ThreadExecutor:
+    """The local default: a thread pool with a bounded window of in-flight jobs."""
+
+    def map_unordered(self, fn, items, concurrency):
+        source = iter(items)
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="batch") as pool:
+            pending: dict[Future, Any] = {}
+
+            def top_up() -> None:
+                while len(pending) < concurrency:
+                    item = next(source, _END)
+                    if item is _END:
+                        return
+                    pending[pool.submit(fn, item)] = item
+
+            top_up()
+            try:
+                while pending:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        item = pending.pop(future)
+                        error = future.exception()
+                        yield item, (error if error is not None else future.result())
+                    top_up()
+            finally:
+                for future in pending:  # the consumer stopped early: start nothing new
+                    future.cancel()
+
+
+_END = object()
+
+
+# ---------------------------------------------------------------- graphs per temperature
+
+class GraphCache:
+    """Compiled refine graphs sharing one store, checkpointer, renderer, recognizer and critic;
+    one graph per (rounded) temperature, since the drawer's temperature is fixed when it is built.
+
+    `agents` may hold instances or registered names for drawer/renderer/recognizer/critic; a
+    custom drawer instance is used as-is at every temperature (it decides its own sampling)."""
+
+    def __init__(self, settings, models, store, checkpointer, agents: dict[str, Any] | None = None,
+                 review_nodes: list | None = None):
+        from drawloop.agents.registry import AgentContext, resolve
+
+        self.settings, self.models, self.store, self.checkpointer = settings, models, store, checkpointer
+        self.review_nodes = review_nodes
+        agents = dict(agents or {})
+        context = AgentContext(settings=settings, models=models)
+        self.drawer = agents.get("drawer")
+        self.shared = {kind: resolve(kind, agents.get(kind) or default, context)
+                       for kind, default in (("renderer", "default"), ("recognizer", settings.recognizer),
+                                             ("critic", settings.critic))}
+        self._graphs: dict[float, Any] = {}
+        self._lock = threading.Lock()
+
+    def _drawer(self, temperature: float):
+        if self.drawer is not None and not isinstance(self.drawer, str):
+            return self.drawer
+        from drawloop.agents.drawer import Drawer
+
+        s = self.settings
+        return Drawer(self.models.chat(max_tokens=s.max_tokens, temperature=temperature), size=s.size,
+                      feedback=s.feedback)
+
+    def graph(self, temperature: float):
+        from drawloop.graphs.refine import build_refine_graph
+        from drawloop.graphs.stopping import StopRule
+
+        key = round(float(temperature), 2)
+        with self._lock:
+            if key not in self._graphs:
+                s = self.settings
+                rule = StopRule(max_iters=s.max_iters, patience=s.patience, min_delta=s.min_delta, target=s.target)
+                self._graphs[key] = build_refine_graph(
+                    self._drawer(key), **self.shared, stop_rule=rule, store=self.store, size=s.size,
+                    language=s.language, n_distractors=s.n_distractors, review_nodes=self.review_nodes,
+                    checkpointer=self.checkpointer)
+            return self._graphs[key]
+
+
+# ---------------------------------------------------------------- one thread
+
+class ThreadWorker:
+    """Runs (or resumes, or just reads back) one job's thread to the end."""
+
+    def __init__(self, graphs: GraphCache, run_id: str, language: str,
+                 on_event: Callable[[TraceEvent], None] | None = None):
+        self.graphs, self.run_id, self.language, self.on_event = graphs, run_id, language, on_event
+
+    def __call__(self, job: ThreadJob) -> ThreadOutcome:
+        start = time.perf_counter()
+        graph = self.graphs.graph(job.temperature)
+        config = {"configurable": {"thread_id": job.thread_id, "run_id": self.run_id, "seed": job.thread_seed}}
+        snapshot = graph.get_state(config)
+        resumed = bool(snapshot.values)
+        if not resumed or snapshot.next:
+            first = None if resumed else {"concept": job.concept, "language": self.language, "attempts": []}
+            for chunk in graph.stream(first, config, stream_mode="custom"):
+                if self.on_event:
+                    self.on_event(TraceEvent.from_dict(chunk))
+        state = dict(graph.get_state(config).values)
+        return ThreadOutcome(job, state, drawing_error(state), resumed, time.perf_counter() - start)
+
+    def forget(self, job: ThreadJob) -> None:
+        """Drop a committed or failed thread's checkpoints: the manifest holds what matters."""
+        saver = self.graphs.checkpointer
+        if saver is not None:
+            saver.delete_thread(job.thread_id)
+
+
+# ---------------------------------------------------------------- statistics
+
+@dataclass
+class BatchStats:
+    total: int = 0             # jobs in the batch, including those done in earlier runs
+    done: int = 0              # committed, including earlier runs
+    done_before: int = 0       # committed before this run started
+    failed: int = 0            # gave up after max_tries
+    running: int = 0
+    retries: int = 0           # failed tries that were retried in this run
+    tokens_in: int = 0
+    tokens_out: int = 0
+    started: float = field(default_factory=time.monotonic)
+    last_error: str | None = None
+
+    @property
+    def pending(self) -> int:
+        return max(0, self.total - self.done - self.failed - self.running)
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def per_minute(self) -> float:
+        """Drawings committed per minute in this run."""
+        return (self.done - self.done_before) / max(self.elapsed, 1e-9) * 60
+
+    @property
+    def eta_seconds(self) -> float | None:
+        left = self.total - self.done - self.failed
+        return None if self.per_minute <= 0 else left / self.per_minute * 60
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"total": self.total, "done": self.done, "failed": self.failed, "running": self.running,
+                "pending": self.pending, "retries": self.retries, "tokens_in": self.tokens_in,
+                "tokens_out": self.tokens_out, "seconds": round(self.elapsed, 2),
+                "per_minute": round(self.per_minute, 3)}
+
+
+# ---------------------------------------------------------------- the runner
+
+class BatchRunner:
+    def __init__(self, graphs: GraphCache, concurrency: int = 4, max_tries: int = 3, run_id: str = "batch",
+                 executor: Executor | None = None, abort_after: int | None = None,
+                 on_event: Callable[[TraceEvent], None] | None = None):
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if max_tries < 1:
+            raise ValueError("max_tries must be at least 1")
+        self.concurrency, self.max_tries = concurrency, max_tries
+        self.executor = executor or ThreadExecutor()
+        self.abort_after = abort_after or max(10, 2 * concurrency)
+        self.stats = BatchStats()
+        self._lock = threading.Lock()
+        self._forward = on_event
+        self.worker = ThreadWorker(graphs, run_id, graphs.settings.language, on_event=self._event)
+
+    def _event(self, event: TraceEvent) -> None:
+        with self._lock:  # called from worker threads
+            self.stats.tokens_in += event.tokens_in or 0
+            self.stats.tokens_out += event.tokens_out or 0
+            if self._forward:
+                self._forward(event)
+
+    def _run_one(self, job: ThreadJob) -> ThreadOutcome:
+        with self._lock:
+            self.stats.running += 1
+        try:
+            return self.worker(job)
+        finally:
+            with self._lock:
+                self.stats.running -= 1
+
+    def run(self, jobs: Iterable[ThreadJob], commit: Callable[[ThreadOutcome], None],
+            on_failure: Callable[[ThreadJob, str, bool], None] | None = None,
+            on_progress: Callable[[BatchStats], None] | None = None, total: int | None = None,
+            done_before: int = 0) -> BatchStats:
+        """Run every job to a committed drawing or a final failure; returns the statistics.
+
+        `on_failure(job, reason, final)` records each failed try (final: no retry follows)."""
+        jobs = list(jobs)
+        stats = self.stats
+        stats.total = total if total is not None else len(jobs) + done_before
+        stats.done = stats.done_before = done_before
+        streak = 0
+        round_jobs = jobs
+        while round_jobs:
+            retry: list[ThreadJob] = []
+            for job, outcome in self.executor.map_unordered(self._run_one, self._feed(round_jobs, lambda: streak),
+                                                             self.concurrency):
+                if isinstance(outcome, BaseException):
+                    if isinstance(outcome, (KeyboardInterrupt, SystemExit)):
+                        raise outcome
+                    outcome = ThreadOutcome(job, error=f"{type(outcome).__name__}: {outcome}"[:500])
+                if outcome.ok:
+                    commit(outcome)                # durable before it counts as done
+                    self.worker.forget(job)
+                    stats.done += 1
+                    streak = 0
+                else:
+                    final = job.tries + 1 >= self.max_tries
+                    if on_failure:
+                        on_failure(job, outcome.error, final)
+                    self.worker.forget(job)
+                    stats.last_error = outcome.error
+                    streak += 1
+                    if final:
+                        stats.failed += 1
+                    else:
+                        stats.retries += 1
+                        retry.append(replace(job, tries=job.tries + 1))
+                if on_progress:
+                    on_progress(stats)
+            if streak >= self.abort_after:
+                raise BatchAborted(f"{streak} threads failed in a row; last error: {stats.last_error}")
+            round_jobs = retry
+        return stats
+
+    def _feed(self, jobs: list[ThreadJob], streak: Callable[[], int]) -> Iterator[ThreadJob]:
+        for job in jobs:
+            if streak() >= self.abort_after:
+                return  # stop starting new threads; the ones in flight finish
+            yield job
