@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from drawloop.vision.augment import AugmentConfig, augment
 from drawloop.vision.backbone import BackboneConfig, load_backbone
@@ -76,6 +77,19 @@ def test_moco_forward_enqueues_its_keys_and_only_queries_get_gradients(images):
     assert all(p.grad is not None for p in moco.encoder.parameters())
     assert all(p.grad is None for p in moco.key_encoder.parameters())
     assert 0.0 <= acc.item() <= 1.0
+
+
+def test_older_keys_of_the_same_images_are_not_negatives(images):
+    moco = MoCo(_config(), queue_size=8)
+    x = images[:8].float() / 255
+    same = torch.zeros(8, dtype=torch.long)  # pretend all eight are one image, seen before
+    moco.enqueue(F.normalize(torch.randn(8, 128), dim=1), ids=same)
+    gen = torch.Generator().manual_seed(0)
+    loss, acc = moco(x, x, gen, ids=same)  # every queued key is an older key of that image: no negatives
+    assert loss.item() == pytest.approx(0.0, abs=1e-6) and acc.item() == 1.0
+    assert torch.equal(moco.queue_ids, same)
+    loss, _ = moco(x, x, gen, ids=torch.arange(8, 16))  # other images: real negatives again
+    assert loss.item() > 0.1
 
 
 def test_nt_xent_matches_its_closed_form_for_perfect_views():

@@ -5,7 +5,7 @@
     drawloop probe --checkpoint runs/llm/model.pt            # Fashion-MNIST linear + kNN accuracy
     drawloop probe --random-init                             # the floor: the same backbone, untrained
     drawloop compare --sources data/llm,procedural:deadleaves,procedural:shapes,procedural:spectral \\
-        --images 3000 --epochs 15 --seeds 0,1 --out runs/compare
+        --images 2000 --epochs 5 --seeds 0,1 --out runs/compare
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def train_command(
     arch: str = typer.Option("resnet18", help="resnet10, resnet18, resnet34 or resnet50"),
     width: int = typer.Option(16, min=1, help="first-stage channels (64 = the standard ResNet)"),
     batch_size: int = typer.Option(256, min=2),
-    lr: float = typer.Option(0.06, help="SGD learning rate for a batch of 256 (scaled linearly)"),
+    lr: float = typer.Option(0.06, help="SGD learning rate (cosine decay)"),
     seed: int = typer.Option(0),
     subset: Optional[Path] = typer.Option(None, help="only these images: a text file of paths or a JSONL "
                                           "of rows naming them (e.g. a FAISS-curated list)"),
@@ -114,16 +114,17 @@ def probe_command(
 def compare_command(
     sources: str = typer.Option(..., help="comma-separated: folders and procedural:<kind>"),
     out: Path = typer.Option(..., help="folder for compare.md, compare.png, compare.json and the runs"),
-    images: int = typer.Option(3000, min=2, help="images per source (equal budget)"),
-    epochs: int = typer.Option(15, min=1),
+    images: int = typer.Option(2000, min=2, help="images per source (equal budget)"),
+    epochs: int = typer.Option(5, min=1),
     seeds: str = typer.Option("0,1", help="comma-separated training seeds"),
     method: str = typer.Option("moco"),
     size: int = typer.Option(32, min=8),
     arch: str = typer.Option("resnet18"),
     width: int = typer.Option(16, min=1),
-    batch_size: int = typer.Option(256, min=2),
-    probe_train: Optional[int] = typer.Option(10000, help="probe fit photos (0 = all 60k)"),
-    probe_test: Optional[int] = typer.Option(10000, help="probe test photos (0 = all 10k)"),
+    batch_size: int = typer.Option(64, min=2, help="small batches: more steps for the same CPU time"),
+    lr: float = typer.Option(0.06),
+    probe_train: Optional[int] = typer.Option(5000, help="probe fit photos (0 = all 60k)"),
+    probe_test: Optional[int] = typer.Option(5000, help="probe test photos (0 = all 10k)"),
     threads: Optional[int] = typer.Option(None),
 ) -> None:
     """Train every source on an equal budget, probe each on real photos, write a table and a bar chart."""
@@ -134,7 +135,7 @@ def compare_command(
     with _clear_errors():
         config = CompareConfig(
             sources=[s.strip() for s in sources.split(",") if s.strip()], images=images, epochs=epochs,
-            seeds=_parse_ints(seeds), size=size, method=method, batch_size=batch_size,
+            seeds=_parse_ints(seeds), size=size, method=method, batch_size=batch_size, lr=lr,
             backbone=BackboneConfig(arch=arch, width=width),
             probe_train=probe_train or None, probe_test=probe_test or None,
         )

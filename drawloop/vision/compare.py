@@ -2,7 +2,7 @@
 
     from drawloop.vision.compare import CompareConfig, run_comparison
     cfg = CompareConfig(sources=["data/llm", "procedural:deadleaves", "procedural:spectral"],
-                        images=3000, epochs=15, seeds=[0, 1])
+                        images=2000, epochs=5, seeds=[0, 1])
     rows = run_comparison(cfg, "runs/compare")   # writes compare.md, compare.png, compare.json
 
 Every source gets the same number of images (the smallest folder caps the budget), size, epochs, method
@@ -31,15 +31,16 @@ RANDOM, PIXELS = "random init", "pixels"
 @dataclass
 class CompareConfig:
     sources: list[str]
-    images: int = 3000
-    epochs: int = 15
+    images: int = 2000
+    epochs: int = 5
     seeds: list[int] = field(default_factory=lambda: [0, 1])
     size: int = 32
     method: str = "moco"
-    batch_size: int = 256
+    batch_size: int = 64
+    lr: float = 0.06
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
-    probe_train: int | None = 10000
-    probe_test: int | None = 10000
+    probe_train: int | None = 5000
+    probe_test: int | None = 5000
     data_seed: int = 0  # which images: fixed across training seeds, so seeds measure training variance
 
 
@@ -92,7 +93,7 @@ def _train_and_probe(source, seed, images, config, probe_set, out, progress, log
         return json.loads(done.read_text())
     log(f"{source} seed {seed}: training on {len(images)} images")
     train_cfg = TrainConfig(method=config.method, epochs=config.epochs, batch_size=config.batch_size,
-                            seed=seed, backbone=config.backbone)
+                            lr=config.lr, seed=seed, backbone=config.backbone)
     result = train(images, train_cfg, run_dir, progress=progress, info={"source": source})
     backbone, _ = load_backbone(result.model_path)
     started = time.perf_counter()
@@ -133,7 +134,7 @@ def markdown_table(rows: list[dict], config: CompareConfig, budget: int, probe_s
         "# Equal-budget comparison: self-supervised training, judged on real photos",
         "",
         f"Method {config.method}, backbone {config.backbone.arch} width {config.backbone.width}, "
-        f"{config.size} px, batch {config.batch_size}; probe: Fashion-MNIST, {p['train']} train / "
+        f"{config.size} px, batch {config.batch_size}, lr {config.lr}; probe: Fashion-MNIST, {p['train']} train / "
         f"{p['test']} test photos (class-balanced subsets of the standard split), frozen features. "
         "Accuracy is mean ± sample std over seeds (individual runs in brackets).",
         "",

@@ -10,6 +10,10 @@ calling `train` again with the same settings resumes from it and continues bit-i
 run loses at most one epoch. All randomness (init, batch order, augmentations, shuffled-BN splits) comes
 from the seed. Runs on CUDA when present, else CPU.
 
+On a small dataset a queue soon holds an older key of the very image being queried, a false negative
+that grows more damaging as the encoder learns invariance (we measured the pretext accuracy climb, then
+fall). So the queue also remembers which image each key came from, and those entries are masked.
+
 MoCo without several GPUs needs "shuffle BN" emulated: batch-norm statistics over a whole batch let the
 query find its key through the batch, not the image. As in the official MoCo CIFAR demo, we run the
 encoders on `bn_splits` chunks (keys in a shuffled order), so each chunk has its own statistics.
@@ -40,10 +44,10 @@ class TrainConfig:
     method: str = "moco"
     epochs: int = 20
     batch_size: int = 256
-    lr: float = 0.06  # SGD, for a batch of 256; scaled linearly with the batch; cosine decay per step
+    lr: float = 0.06  # SGD with momentum 0.9, cosine decay per step (MoCo's CIFAR demo: 0.06)
     weight_decay: float = 5e-4
     temperature: float | None = None  # None: 0.1 for MoCo-v2 (CIFAR demo), 0.2 for SimCLR
-    queue_size: int = 4096  # capped at half the dataset so a queue never holds a batch's own images
+    queue_size: int = 4096  # capped at half the dataset: keys from many epochs ago are stale
     key_momentum: float = 0.99
     proj_dim: int = 128
     bn_splits: int = 4
@@ -104,6 +108,7 @@ class MoCo(nn.Module):
             p.requires_grad = False
         self.m, self.t, self.splits = config.key_momentum, config.temperature, config.bn_splits
         self.register_buffer("queue", F.normalize(torch.randn(queue_size, config.proj_dim), dim=1))
+        self.register_buffer("queue_ids", torch.full((queue_size,), -1, dtype=torch.long))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
 
     @torch.no_grad()
@@ -114,14 +119,16 @@ class MoCo(nn.Module):
             k.copy_(q)  # BN running stats: not learned, just follow the query encoder
 
     @torch.no_grad()
-    def enqueue(self, keys: torch.Tensor) -> None:
-        """Overwrite the oldest keys (a ring buffer), wrapping around the end."""
+    def enqueue(self, keys: torch.Tensor, ids: torch.Tensor | None = None) -> None:
+        """Overwrite the oldest keys (a ring buffer), wrapping around the end; `ids` name their images."""
         n, size = keys.shape[0], self.queue.shape[0]
         idx = (self.queue_ptr + torch.arange(n, device=keys.device)) % size
         self.queue[idx] = keys
+        self.queue_ids[idx] = -1 if ids is None else ids.to(keys.device)
         self.queue_ptr.copy_((self.queue_ptr + n) % size)
 
-    def forward(self, view_q: torch.Tensor, view_k: torch.Tensor, gen: torch.Generator):
+    def forward(self, view_q: torch.Tensor, view_k: torch.Tensor, gen: torch.Generator,
+                ids: torch.Tensor | None = None):
         q = _split_forward(self.encoder, view_q, self.splits)
         with torch.no_grad():
             self.momentum_update()
@@ -130,11 +137,14 @@ class MoCo(nn.Module):
             k[order] = _split_forward(self.key_encoder, view_k[order], self.splits)
         positive = (q * k).sum(dim=1, keepdim=True)
         negative = q @ self.queue.clone().T
+        if ids is not None:  # an older key of the same image is not a negative
+            ids = ids.to(q.device)
+            negative = negative.masked_fill(ids[:, None] == self.queue_ids[None, :], float("-inf"))
         logits = torch.cat([positive, negative], dim=1) / self.t
         target = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)  # the key sits in column 0
         loss = F.cross_entropy(logits, target)
         accuracy = (logits.argmax(dim=1) == 0).float().mean()
-        self.enqueue(k)
+        self.enqueue(k, ids)
         return loss, accuracy
 
 
@@ -146,7 +156,8 @@ class SimCLR(nn.Module):
         self.encoder = Encoder(config.backbone, config.proj_dim)
         self.t = config.temperature
 
-    def forward(self, view_a: torch.Tensor, view_b: torch.Tensor, gen: torch.Generator):
+    def forward(self, view_a: torch.Tensor, view_b: torch.Tensor, gen: torch.Generator,
+                ids: torch.Tensor | None = None):
         z = self.encoder(torch.cat([view_a, view_b]))
         return nt_xent(z, self.t)
 
@@ -203,7 +214,7 @@ def train(
     batch = min(config.batch_size, images.shape[0])
     steps_per_epoch = images.shape[0] // batch  # drop the ragged last batch: BN on a handful is noise
     total_steps = steps_per_epoch * config.epochs
-    lr = config.lr * batch / 256
+    lr = config.lr
 
     torch.manual_seed(config.seed)
     model = build_model(config, images.shape[0]).to(dev)
@@ -226,11 +237,12 @@ def train(
             epoch_loss = epoch_accuracy = 0.0
             for i in range(steps_per_epoch):
                 t0 = time.perf_counter()
-                x = images[order[i * batch : (i + 1) * batch]].to(dev).float().div_(255)
+                ids = order[i * batch : (i + 1) * batch]
+                x = images[ids].to(dev).float().div_(255)
                 view_a, view_b = augment(x, config.augment, gen), augment(x, config.augment, gen)
                 for group in optimizer.param_groups:
                     group["lr"] = cosine_lr(lr, state["step"], total_steps)
-                loss, accuracy = model(view_a, view_b, gen)
+                loss, accuracy = model(view_a, view_b, gen, ids)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
