@@ -11,7 +11,8 @@ SVG_SYSTEM = (
     "You are an expert illustrator who draws by writing SVG code. "
     "Answer with one complete, standalone SVG document and nothing else: "
     'start with <svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {size} {size}" width="{size}" height="{size}"> '
-    "and end with </svg>. Use shapes, paths, gradients and colour to make the subject clearly recognizable. "
+    "and end with </svg>. Use shapes, paths, gradients and colour to make the subject clearly recognizable; "
+    "give every shape a visible fill or a dark stroke (nothing white on white). "
     "Keep everything inside the canvas. No scripts, no external images, no text labels naming the subject."
 )
 

@@ -144,6 +144,15 @@ def _font(size: int):
     return ImageFont.load_default(size=size)
 
 
+def _fit(text: str, font, width: int) -> str:
+    """Shorten text with an ellipsis until it fits `width` pixels."""
+    if font.getlength(text) <= width:
+        return text
+    while text and font.getlength(text + "…") > width:
+        text = text[:-1]
+    return text + "…"
+
+
 def _caption(attempt: Attempt) -> list[str]:
     line1 = f"iter {attempt.get('iteration', 0)}  score {attempt_score(attempt):.2f}"
     recognition = attempt.get("recognition") or {}
@@ -152,8 +161,8 @@ def _caption(attempt: Attempt) -> list[str]:
     elif attempt.get("render_error"):
         line2 = "render failed: " + attempt["render_error"]
     elif recognition.get("label"):
-        mark = "right" if recognition.get("correct") else "wrong"
-        line2 = f"seen as: {recognition['label']} ({mark})"
+        mark = "✓" if recognition.get("correct") else "✗"
+        line2 = f"{mark} seen as: {recognition['label']}"
     else:
         line2 = "not recognized"
     return [line1, line2]
@@ -184,7 +193,7 @@ def contact_sheet(attempts: list[Attempt], store: ArtifactStore, best: int | Non
         outline = (30, 150, 60) if i == best else (190, 190, 190)
         draw.rectangle([x - 1, y - 1, x + tile, y + tile], outline=outline, width=4 if i == best else 1)
         for j, line in enumerate(_caption(attempt)):
-            draw.text((x, y + tile + 4 + j * 15), line[:38], fill="black", font=small)
+            draw.text((x, y + tile + 4 + j * 15), _fit(line, small, tile), fill="black", font=small)
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path)
     return path

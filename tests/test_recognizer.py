@@ -34,3 +34,28 @@ def test_recognizer_marks_right_and_wrong_and_records_garbage():
     assert garbage["label"] is None and not garbage["correct"] and "unparseable" in garbage["error"]
     failed = CodeRecognizer(fake_llm("")).recognize(drawing)
     assert failed["label"] is None and "no usable answer" in failed["error"]
+
+
+def test_hints_are_stripped_before_recognition():
+    from drawloop.agents.recognizer import strip_hints
+
+    svg = ('<svg xmlns="http://www.w3.org/2000/svg"><title>A bicycle</title><!-- front wheel -->'
+           '<desc>two wheels</desc><circle r="5"/><metadata/></svg>')
+    stripped = strip_hints(svg)
+    assert "bicycle" not in stripped and "wheel" not in stripped and "<circle" in stripped
+    code = "import matplotlib.pyplot as plt  # draw the cat\n# ears\nax = plt.gca()\n"
+    assert "cat" not in strip_hints(code, "python") and "plt.gca()" in strip_hints(code, "python")
+
+
+def test_recognizer_prompt_never_contains_comments():
+    seen = []
+
+    class Spy:
+        def complete(self, messages, **kw):
+            seen.append(messages[-1][1])
+            from drawloop.llm import Completion
+            return Completion("A")
+
+    svg = '<svg xmlns="http://www.w3.org/2000/svg"><!-- this is a red apple --><circle r="5"/></svg>'
+    CodeRecognizer(Spy()).recognize(Drawing(concept="a red apple", code=svg, choices=CHOICES))
+    assert "<!--" not in seen[0] and "<circle" in seen[0]

@@ -21,6 +21,7 @@ import numpy as np
 
 from drawloop import prompts
 from drawloop.agents.base import ScoreResult, Scorer
+from drawloop.agents.recognizer import strip_hints
 from drawloop.llm import ChatLLM, LLMError
 from drawloop.state import Critique, Drawing
 
@@ -69,7 +70,9 @@ class RenderSanityScorer:
         stats = content_stats(drawing.png)
         if stats["coverage"] < 0.005:
             what = "blank" if stats["background_light"] else "one flat colour"
-            return ScoreResult(0.0, f"The canvas is {what}: nothing visible was drawn on it.",
+            return ScoreResult(0.0, f"The canvas is {what}: nothing visible was drawn on it. Shapes may be the "
+                               "same colour as the background, have fill=\"none\" and no stroke, or lie outside "
+                               "the viewBox. Give each part a distinct fill colour and a dark stroke.",
                                {**stats, "cap": 0.05})
         score, notes = 1.0, []
         if stats["bbox_area"] < 0.04:
@@ -125,8 +128,10 @@ class LLMCodeCritic:
         if drawing.draw_error or not drawing.code:
             return None
         note = f"It failed to render: {drawing.render_error}\n" if drawing.render_error else ""
-        prompt = prompts.CRITIQUE.format(language=drawing.language, code=drawing.code, concept=drawing.concept,
-                                         render_note=note)
+        # Same code text as the recognizer sees, so a local server reuses the cached prompt prefix,
+        # and the rating judges the drawing, not the model's comments about it.
+        prompt = prompts.CRITIQUE.format(language=drawing.language, code=strip_hints(drawing.code, drawing.language),
+                                         concept=drawing.concept, render_note=note)
         try:
             answer = self.llm.complete([("user", prompt)])
         except LLMError:

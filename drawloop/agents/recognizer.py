@@ -5,7 +5,9 @@
     rec["label"], rec["correct"]
 
 The LLM sees only the code (never the image) and picks one of the lettered choices: the concept
-plus distractors, in a fixed, seeded order. Unparseable answers are recorded, not raised.
+plus distractors, in a fixed, seeded order. Comments, <title>, <desc> and <metadata> are removed
+first: models annotate their code ("<!-- front wheel -->"), and a recognizer that reads the
+answer off a comment measures nothing. Unparseable answers are recorded, not raised.
 """
 
 from __future__ import annotations
@@ -23,6 +25,26 @@ def make_choices(concept: str, distractors: list[str], seed: int | None = 0) -> 
     options = [concept] + [d for d in dict.fromkeys(distractors) if d.strip().lower() != concept.strip().lower()]
     random.Random(f"{concept}|{seed}").shuffle(options)
     return options
+
+
+_SVG_HINTS = re.compile(r"<!--.*?-->|<(title|desc|metadata)\b[^>]*>.*?</\1\s*>|<(title|desc|metadata)\b[^>]*/>",
+                        re.S | re.I)
+
+
+def strip_hints(code: str, language: str = "svg") -> str:
+    """The code without the words a model leaves for humans: comments and titles."""
+    if language == "svg":
+        return re.sub(r"\n\s*\n", "\n", _SVG_HINTS.sub("", code))
+    if language == "python":
+        import io
+        import tokenize
+
+        try:
+            tokens = [t for t in tokenize.generate_tokens(io.StringIO(code).readline) if t.type != tokenize.COMMENT]
+            return tokenize.untokenize(tokens)
+        except (tokenize.TokenError, IndentationError, SyntaxError):
+            return re.sub(r"(?m)^\s*#.*$", "", code)
+    return code
 
 
 def parse_choice(answer: str, choices: list[str]) -> str | None:
@@ -54,7 +76,7 @@ class CodeRecognizer:
 
     def recognize(self, drawing: Drawing) -> Recognition:
         choices = drawing.choices or [drawing.concept]
-        prompt = prompts.RECOGNIZE.format(language=drawing.language, code=drawing.code,
+        prompt = prompts.RECOGNIZE.format(language=drawing.language, code=strip_hints(drawing.code, drawing.language),
                                           options=prompts.options_block(choices))
         try:
             answer = self.llm.complete([("user", prompt)])

@@ -14,12 +14,25 @@ touching this repo through the `drawloop.agents` entry-point group; the entry po
 
     [project.entry-points."drawloop.agents"]
     "critic.harsh" = "my_pkg.critics:harsh_critic"
+
+Plugins load lazily: a broken one fails with a clear error when its name is used, and never
+stops the others from loading. Built-in names win over plugins with the same name.
+
+New drawing languages: register a renderer under the language's name. The default renderer
+routes each attempt by its language: svg and python to the built-in renderers, anything else
+to the renderer registered under that name. The drawer must write that language too:
+
+    @register("renderer", "turtle")
+    def turtle_renderer(ctx): return TurtleRenderer()
+    draw("a house", language="turtle", drawer="turtle")     # renderer "default" finds "turtle"
+
+Agents that need no model can be built without a context; `resolve` then uses default settings.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Callable
 
 from drawloop.config import Settings
@@ -28,6 +41,7 @@ KINDS = ("drawer", "renderer", "recognizer", "critic", "scorer")
 Factory = Callable[["AgentContext"], Any]
 _REGISTRY: dict[str, dict[str, Factory]] = {kind: {} for kind in KINDS}
 _entry_points_loaded = False
+_PLUGINS: set[tuple[str, str]] = set()
 
 
 @dataclass
@@ -52,6 +66,26 @@ def register(kind: str, name: str) -> Callable[[Factory], Factory]:
     return decorator
 
 
+class PluginError(ValueError):
+    """An installed plugin's entry point could not be imported."""
+
+
+def _plugin_factory(ep: EntryPoint) -> Factory:
+    """Import the plugin on first use, so one broken package cannot break every command."""
+
+    def factory(ctx: AgentContext) -> Any:
+        try:
+            real = ep.load()
+        except Exception as exc:
+            dist = getattr(getattr(ep, "dist", None), "name", None) or "an installed package"
+            raise PluginError(f"the plugin {ep.name!r} from {dist} failed to load ({ep.value}): "
+                              f"{type(exc).__name__}: {exc}") from exc
+        return real(ctx)
+
+    factory.__doc__ = f"plugin {ep.value}"
+    return factory
+
+
 def _load_entry_points() -> None:
     global _entry_points_loaded
     if _entry_points_loaded:
@@ -59,26 +93,43 @@ def _load_entry_points() -> None:
     _entry_points_loaded = True
     for ep in entry_points(group="drawloop.agents"):
         kind, _, name = ep.name.partition(".")
-        if kind in KINDS and name:
-            _REGISTRY[kind].setdefault(name, ep.load())
+        if kind in KINDS and name and name not in _REGISTRY[kind]:
+            _REGISTRY[kind][name] = _plugin_factory(ep)
+            _PLUGINS.add((kind, name))
+
+
+def reload_plugins() -> None:
+    """Forget loaded plugins and scan the entry points again (after installing a package at run time)."""
+    global _entry_points_loaded
+    for kind, name in _PLUGINS:
+        _REGISTRY[kind].pop(name, None)
+    _PLUGINS.clear()
+    _entry_points_loaded = False
+    _load_entry_points()
 
 
 def available(kind: str) -> list[str]:
+    if kind not in KINDS:
+        raise ValueError(f"unknown agent kind {kind!r}; kinds are {', '.join(KINDS)}")
     _load_entry_points()
     return sorted(_REGISTRY[kind])
 
 
-def resolve(kind: str, spec: Any, context: AgentContext | None) -> Any:
-    """An instance passes through; a name is looked up and built with the context."""
+def is_plugin(kind: str, name: str) -> bool:
+    _load_entry_points()
+    return (kind, name) in _PLUGINS
+
+
+def resolve(kind: str, spec: Any, context: AgentContext | None = None) -> Any:
+    """An instance passes through; a name is looked up and built with the context (default
+    settings and no model when there is none: enough for agents that need no model)."""
     if not isinstance(spec, str):
         return spec
-    _load_entry_points()
+    names = available(kind)
     factory = _REGISTRY[kind].get(spec)
     if factory is None:
-        raise ValueError(f"no {kind} named {spec!r}; available: {', '.join(available(kind)) or 'none'}")
-    if context is None:
-        raise ValueError(f"building the {kind} {spec!r} by name needs an AgentContext (settings + models)")
-    return factory(context)
+        raise ValueError(f"no {kind} named {spec!r}; available: {', '.join(names) or 'none'}")
+    return factory(context or AgentContext(settings=Settings()))
 
 
 # -- built-in agents ---------------------------------------------------------------------------
@@ -91,11 +142,44 @@ def _llm_drawer(ctx: AgentContext):
                   feedback=ctx.settings.feedback)
 
 
-@register("renderer", "default")
-def _default_renderer(ctx: AgentContext):
+class LanguageRouter:
+    """The default renderer: svg and python through drawloop.renderers, any other language
+    through the renderer registered under the language's name (built on first use)."""
+
+    def __init__(self, ctx: AgentContext, builtin: Any):
+        self.ctx, self.builtin = ctx, builtin
+        self._by_language: dict[str, Any] = {}
+
+    def for_language(self, language: str) -> Any:
+        from drawloop.renderers import LANGUAGES
+
+        if language in LANGUAGES:
+            return self.builtin
+        if language not in self._by_language:
+            if language in ("default",) or language not in available("renderer"):
+                known = sorted(set(LANGUAGES) | set(available("renderer")) - {"default"})
+                raise ValueError(f"no renderer for the drawing language {language!r}; register one with "
+                                 f"@register('renderer', {language!r}) (known: {', '.join(known)})")
+            self._by_language[language] = resolve("renderer", language, self.ctx)
+        return self._by_language[language]
+
+    def render(self, code: str, language: str = "svg", size: int = 256):
+        return self.for_language(language).render(code, language=language, size=size)
+
+
+def _builtin_renderer(ctx: AgentContext):
     from drawloop.agents.renderer import RendererAgent
 
     return RendererAgent(**ctx.settings.extra.get("renderer_options", {}))
+
+
+@register("renderer", "default")
+def _default_renderer(ctx: AgentContext):
+    return LanguageRouter(ctx, _builtin_renderer(ctx))
+
+
+register("renderer", "svg")(_builtin_renderer)      # the built-in renderers under their language's name,
+register("renderer", "python")(_builtin_renderer)   # so renderer="svg" reads as the design shows
 
 
 @register("recognizer", "code")

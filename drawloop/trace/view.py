@@ -74,7 +74,7 @@ class LiveView:
             row["seen"] = Text(label, style="green" if rec.get("correct") else "yellow")
         elif event.node == "critique":
             row["score"] = event.score
-            row["scores"] = " ".join(f"{k[:4]} {v:.2f}" for k, v in (event.scores or {}).items())
+            row["scores"] = " ".join(f"{k[:5]} {v:.2f}" for k, v in (event.scores or {}).items())
             if event.message and "note" not in row:
                 row["note"] = event.message
         elif event.node == "decide":
@@ -91,7 +91,7 @@ class LiveView:
         table.add_column("render", width=7)
         table.add_column("recognized as", width=22)
         table.add_column("score", justify="right", width=6)
-        table.add_column("per scorer", width=26)
+        table.add_column("per scorer", width=31, no_wrap=True)
         table.add_column("feedback", ratio=1, no_wrap=True, overflow="ellipsis")
         scores = []
         for iteration in sorted(self.rows):
