@@ -1,0 +1,137 @@
+"""`drawloop checkup`: the study's four tests in one command, and `checkup compare`.
+
+    drawloop checkup --levels shapes,objects --concepts-per-level 3 --samples 2 --iters 3
+    drawloop checkup --model openai:gpt-4o-mini --out runs/checkup-4o-mini     # rerun = resume
+    drawloop checkup --model openai:qwen --base-url http://localhost:8000/v1
+    drawloop checkup compare runs/checkup-local runs/checkup-4o-mini
+
+The report lands in OUT/report.md (default out: runs/checkup-<model>). Running the same command
+again resumes: finished loops, recognitions and embeddings are read back, never recomputed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _levels(values: list[str] | None) -> tuple[str, ...]:
+    """--levels shapes,objects --level scenes -> ('shapes', 'objects', 'scenes')."""
+    if not values:
+        return ("shapes", "objects", "scenes")
+    return tuple(dict.fromkeys(part.strip() for value in values for part in value.split(",") if part.strip()))
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from drawloop.llm import LLMError
+    from drawloop.local_model import LocalModelError
+
+    return (ValueError, LLMError, LocalModelError, FileNotFoundError)
+
+
+def _headline_table(results: dict) -> Table:
+    from drawloop.report import metrics as m
+    from drawloop.report.checkup import HEADLINE_ROWS, fmt
+
+    headline = m.headline(results)
+    table = Table(title=f"check-up · {results['model']}", show_header=False)
+    for key, label, pct in HEADLINE_ROWS:
+        table.add_row(label, fmt(headline[key], pct))
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    checkup_app = typer.Typer(help="The vision check-up: generation, recognition, self-correction, diversity.",
+                              no_args_is_help=False)
+
+    @checkup_app.callback(invoke_without_command=True)
+    def checkup(
+        ctx: typer.Context,
+        model: Optional[str] = typer.Option(None, help="local | local:/path.gguf | openai:NAME (default: local)."),
+        base_url: Optional[str] = typer.Option(None, help="Any OpenAI-compatible server, e.g. http://localhost:8000/v1."),
+        levels: Optional[List[str]] = typer.Option(None, "--levels", "--level",
+                                                   help="Levels, comma-separated or repeated (default: shapes,objects,scenes)."),
+        concepts_per_level: int = typer.Option(10, help="Concepts per level, evenly spread over the level's list."),
+        samples: int = typer.Option(2, help="Independent drawings per concept (diversity; every sample runs both loops)."),
+        iters: int = typer.Option(4, help="Attempts per loop, first draft included."),
+        out: Optional[Path] = typer.Option(None, "--out", help="Check-up directory (default: runs/checkup-<model>)."),
+        concurrency: int = typer.Option(2, help="Threads worked on at once."),
+        human_per_concept: int = typer.Option(2, help="People's openclipart drawings recognized per concept."),
+        human_max_chars: int = typer.Option(6000, help="Skip people's SVGs longer than this (the model reads them)."),
+        temperature: float = typer.Option(0.7),
+        max_tokens: Optional[int] = typer.Option(None, help="Token cap per drawing (default 1200)."),
+        seed: int = typer.Option(0, help="Base seed: sample k uses seed + 1000k."),
+    ) -> None:
+        """Run (or resume) the vision check-up and write OUT/report.md."""
+        if ctx.invoked_subcommand is not None:
+            return
+        from drawloop.config import Settings
+        from drawloop.graphs.checkup import CheckupPlan, run_checkup
+        from drawloop.llm import open_model
+        from drawloop.report import write_report
+        from drawloop.runs import slug
+
+        try:
+            plan = CheckupPlan(levels=_levels(levels), concepts_per_level=concepts_per_level, samples=samples,
+                               iters=iters, concurrency=concurrency, human_per_concept=human_per_concept,
+                               human_max_chars=human_max_chars, seed=seed)
+            plan.validate()
+            settings = Settings.from_env(model=model, base_url=base_url, temperature=temperature,
+                                         max_tokens=max_tokens, seed=seed, max_iters=iters)
+            out = out or Path(settings.runs_dir) / f"checkup-{slug(settings.model, 40)}"
+            with open_model(settings) as models:
+                console.print(f"[bold]drawloop checkup[/] · {models.label} · {len(plan.concepts())} concepts × "
+                              f"{samples} samples × {iters} iterations → {out}")
+                results = _run_with_progress(out, plan, settings, models, run_checkup)
+            report = write_report(out)
+        except KeyboardInterrupt:
+            err_console.print(f"[yellow]interrupted.[/] rerun the same command (same --out {out}) to resume; "
+                              "finished work is kept")
+            raise typer.Exit(130)
+        except _known_errors() as exc:
+            err_console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(2)
+        console.print(_headline_table(results))
+        console.print(f"report: {report}")
+
+    @checkup_app.command("compare")
+    def compare_command(
+        dir_a: Path = typer.Argument(..., help="A finished check-up directory."),
+        dir_b: Path = typer.Argument(..., help="Another one."),
+        out: Optional[Path] = typer.Option(None, "--out", help="Where compare.md and compare.png go."),
+    ) -> None:
+        """Put two check-ups side by side (markdown + figure)."""
+        from drawloop.report import compare
+
+        try:
+            path = compare(dir_a, dir_b, out)
+        except (FileNotFoundError, ValueError, KeyError) as exc:
+            err_console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(2)
+        console.print(path.read_text())
+        console.print(f"written: {path}")
+
+    app.add_typer(checkup_app, name="checkup")
+
+
+def _run_with_progress(out, plan, settings, models, run_checkup):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[last]}"), console=console, transient=False) as progress:
+        tasks: dict[str, int] = {}
+
+        def on_progress(done: int, total: int, what: str) -> None:
+            phase = "people's drawings" if what.startswith("human:") else "drawing loops"
+            if phase not in tasks:
+                tasks[phase] = progress.add_task(phase, total=total, last="")
+            progress.update(tasks[phase], completed=done, total=total, last=what)
+
+        return run_checkup(out, plan, settings, models, on_progress=on_progress)

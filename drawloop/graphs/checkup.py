@@ -1,0 +1,477 @@
+"""The vision check-up: the study's four tests over a slice of the concept set, resumable.
+
+    from drawloop.graphs.checkup import CheckupPlan, run_checkup
+    plan = CheckupPlan(levels=("shapes", "objects"), concepts_per_level=3, samples=2, iters=3)
+    with open_model(settings) as models:
+        results = run_checkup("runs/checkup-local", plan, settings, models)   # also DIR/results.json
+    from drawloop.report import write_report
+    write_report("runs/checkup-local")                                       # DIR/report.md + figures
+
+Everything lives in one directory, and every piece of work is checkpointed there, so rerunning
+the same command after a crash (or with more concepts or samples) computes only what is missing:
+
+    checkpoints.sqlite   one LangGraph thread per drawing loop (SQLite checkpointer):
+                           critic:<slug>:s<k>  the full loop, critic + recognizer feedback, `iters` attempts
+                           plain:<slug>:s<k>   the study's text-only "improve your drawing" loop; it starts
+                                               from the critic thread's first draft, so both curves are
+                                               paired on the same draft 0
+    human.jsonl          one line per recognition of a person's openclipart drawing (SVG source as code)
+    embeddings.npz       image embeddings of first and final drafts, keyed by artifact path (diversity)
+    artifacts/           every drawing's code and PNG, content-addressed (runs.ArtifactStore)
+    checkup.json         the plan, settings, model and one record per session (wall time, work done)
+    results.json         everything the report needs, as plain data (drawloop/report reads only this)
+
+The four tests, as the study runs them:
+  generation    first drafts (iteration 0) and final drafts of the critic loop, scored by the critic
+                and recognized from code, per level;
+  recognition   multiple choice among the concept and its distractors, reading only the code:
+                the model's own drawings (every attempt is recognized inside the loop) and people's
+                drawings from the openclipart gallery, with the same choices in the same order;
+  correction    the per-iteration scores of the critic and plain threads;
+  diversity     `samples` independent first drafts per concept (different seeds), embedded.
+
+People's drawings are matched to concepts by words, not by embedding similarity, so a match is a
+drawing of that thing (see `shows`): every content word of the concept must appear in the
+drawing's title, and the title must not name a distractor. Editor metadata (title, keywords,
+descriptions, Inkscape/Sodipodi data, comments) is removed from the SVG before the model reads it,
+because it states the answer in words; the drawing's elements are kept as they are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from drawloop.agents.recognizer import make_choices
+from drawloop.concepts import LEVELS, Concept, load_concepts, slugify
+from drawloop.graphs.refine import build_refine_graph, default_distractors
+from drawloop.graphs.stopping import StopRule
+from drawloop.runs import ArtifactStore
+from drawloop.state import Attempt, Drawing, attempt_score
+from drawloop.trace.events import TraceEvent, TraceWriter
+
+MODES = ("critic", "plain")
+SAMPLE_SEED_STRIDE = 1000     # sample k draws with seeds seed + 1000k, seed + 1000k + 1, ...
+# Settings that change what a finished thread means; a rerun into the same directory must match them.
+IDENTITY_SETTINGS = ("temperature", "max_tokens", "size", "language", "n_distractors")
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class CheckupPlan:
+    levels: tuple[str, ...] = ("shapes", "objects", "scenes")
+    concepts_per_level: int = 10
+    samples: int = 2
+    iters: int = 4
+    concurrency: int = 2
+    human_per_concept: int = 2
+    human_max_chars: int = 6000    # a person's SVG longer than this (after cleaning) is not shown
+    seed: int = 0
+
+    def validate(self) -> None:
+        unknown = [level for level in self.levels if level not in LEVELS]
+        if unknown or not self.levels:
+            raise ValueError(f"unknown level(s) {', '.join(unknown) or '(none given)'}; "
+                             f"choose from {', '.join(LEVELS)}")
+        for name, least in (("concepts_per_level", 1), ("samples", 1), ("iters", 1), ("concurrency", 1),
+                            ("human_per_concept", 0), ("human_max_chars", 200)):
+            if getattr(self, name) < least:
+                raise ValueError(f"{name.replace('_', ' ')} must be at least {least}, got {getattr(self, name)}")
+
+    def concepts(self) -> list[Concept]:
+        """`concepts_per_level` concepts of each level, evenly spaced through the level's list so
+        the slice spans its categories (the lists are grouped by category). Deterministic."""
+        chosen = []
+        for level in self.levels:
+            pool = load_concepts([level])
+            step = max(1, len(pool) // self.concepts_per_level)
+            chosen += pool[::step][:self.concepts_per_level]
+        return chosen
+
+
+@dataclass(frozen=True)
+class ThreadSpec:
+    mode: str
+    concept: str
+    level: str
+    sample: int
+
+    @property
+    def thread_id(self) -> str:
+        return f"{self.mode}:{slugify(self.concept)}:s{self.sample}"
+
+
+@dataclass
+class HumanDrawing:
+    concept: str
+    level: str
+    key: str          # the gallery item's key, e.g. "openclipart:animals/cat.svg"
+    label: str        # its title
+    path: str
+    code: str         # cleaned SVG source: what the model reads
+
+    @property
+    def work_key(self) -> str:
+        return f"{self.concept}|{self.key}"
+
+
+# ---------------------------------------------------------------- people's drawings
+
+_STOPWORDS = {"a", "an", "the", "of", "on", "in", "with", "and", "to", "at", "by", "its", "some", "for"}
+
+
+def _stem(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def content_words(text: str) -> set[str]:
+    """'a row of Bicycles' -> {'row', 'bicycle'}: lower case, no articles or prepositions, no plural s."""
+    return {_stem(w) for w in re.findall(r"[a-z]+", text.lower()) if w not in _STOPWORDS}
+
+
+def shows(label: str, concept: str, distractors: Iterable[str] = ()) -> bool:
+    """Does a drawing titled `label` show `concept`? Every content word of the concept is in the
+    title ("sleeping cat" shows "a cat"; "apple" does not show "a red apple"), and no word that sets
+    a distractor apart from the concept is ("cat and telephone" is no drawing of "a cat" when "a rotary
+    telephone" is among the choices; "red and blue circle" none of "a red circle" beside "a blue circle")."""
+    words, title = content_words(concept), content_words(label)
+    if not words or not words <= title:
+        return False
+    return not any((content_words(d) - words) & title for d in distractors)
+
+
+_XML_DECL = re.compile(r"<\?xml.*?\?>", re.S)
+_DOCTYPE = re.compile(r"<!DOCTYPE[^\[>]*(\[.*?\])?\s*>", re.S)
+_COMMENT = re.compile(r"<!--.*?-->", re.S)
+_BLOCKS = re.compile(r"<(metadata|title|desc|sodipodi:namedview|foreignObject|i:pgf)\b[^>]*?(?:/>|>.*?</\1\s*>)", re.S)
+_EDITOR_ATTR = re.compile(r"\s(?:inkscape|sodipodi|xmlns:(?:inkscape|sodipodi|dc|cc|rdf))(?::[\w.-]+)?\s*=\s*"
+                          r"(?:\"[^\"]*\"|'[^']*')")
+
+
+def clean_svg_source(text: str) -> str:
+    """A person's SVG as the model reads it: no metadata that names the picture, no editor data."""
+    doctype = _DOCTYPE.search(text)
+    if doctype:  # Illustrator files spell namespaces as entities declared in the DOCTYPE
+        entities = dict(re.findall(r'<!ENTITY\s+(\w+)\s+"([^"]*)"\s*>', doctype.group(1) or ""))
+        text = text[:doctype.start()] + text[doctype.end():]
+        for name, value in entities.items():
+            text = text.replace(f"&{name};", value)
+    for pattern in (_XML_DECL, _COMMENT, _BLOCKS, _EDITOR_ATTR):
+        text = pattern.sub("", text)
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def human_drawings(concepts: Sequence[Concept], choices: dict[str, list[str]], items: Sequence[Any] | None = None,
+                   per_concept: int = 2, max_chars: int = 6000) -> list[HumanDrawing]:
+    """Up to `per_concept` people's drawings of each concept, shortest code first, one per series.
+    `items` are gallery items (label, key, path, series); default: the openclipart gallery."""
+    if per_concept <= 0:
+        return []
+    if items is None:
+        from drawloop.vision.gallery import openclipart_items
+
+        items = openclipart_items()
+    found: list[HumanDrawing] = []
+    for concept in concepts:
+        distractors = [c for c in choices[concept.name] if c != concept.name]
+        candidates = []
+        for item in items:
+            if not shows(item.label, concept.name, distractors):
+                continue
+            code = clean_svg_source(Path(item.path).read_text("utf-8", errors="replace"))
+            if len(code) <= max_chars and "<svg" in code:
+                candidates.append((len(code), item, code))
+        seen: set[str] = set()
+        for _, item, code in sorted(candidates, key=lambda c: (c[0], c[1].key)):
+            if item.series in seen:
+                continue
+            seen.add(item.series)
+            found.append(HumanDrawing(concept.name, concept.level, item.key, item.label, item.path, code))
+            if len([h for h in found if h.concept == concept.name]) >= per_concept:
+                break
+    return found
+
+
+# ---------------------------------------------------------------- the run
+
+class Checkup:
+    """Runs a plan into a directory. Agents default to the registered ones built from `models`;
+    pass instances (drawer, plain_drawer, recognizer, critic, renderer) to swap any of them."""
+
+    def __init__(self, out: str | Path, plan: CheckupPlan, settings, models=None, *, agents: dict | None = None,
+                 embedder=None, human_items: Sequence[Any] | None = None, on_progress: Progress | None = None):
+        plan.validate()
+        self.dir = Path(out)
+        self.plan, self.settings, self.models = plan, settings, models
+        self.agents = self._agents(agents or {})
+        self.embedder = embedder
+        self.human_items = human_items
+        self.on_progress = on_progress
+        self.store = ArtifactStore(self.dir)
+        self.concepts = plan.concepts()
+        self.choices = {c.name: make_choices(c.name, default_distractors(c.name, settings.n_distractors, plan.seed),
+                                             plan.seed) for c in self.concepts}
+        self._lock = threading.Lock()
+        self.computed = {"threads": 0, "human": 0, "embeddings": 0}
+
+    # -- setup -----------------------------------------------------------------------------
+    def _agents(self, given: dict) -> dict:
+        from drawloop.agents.registry import AgentContext, resolve
+
+        context = AgentContext(settings=self.settings, models=self.models)
+        plain_context = AgentContext(settings=dataclasses.replace(self.settings, feedback="plain"), models=self.models)
+        needs_context = any(k not in given for k in ("drawer", "plain_drawer", "recognizer", "critic"))
+        if needs_context and self.models is None:
+            raise ValueError("the check-up needs a model (models=...) or agent instances for every role")
+        return {
+            "drawer": given.get("drawer") or resolve("drawer", "llm", context),
+            "plain_drawer": given.get("plain_drawer") or resolve("drawer", "llm", plain_context),
+            "recognizer": given.get("recognizer") or resolve("recognizer", self.settings.recognizer, context),
+            "critic": given.get("critic") or resolve("critic", self.settings.critic, context),
+            "renderer": given.get("renderer") or resolve("renderer", "default", context),
+        }
+
+    def specs(self) -> list[ThreadSpec]:
+        modes = MODES if self.plan.iters >= 2 else ("critic",)  # one attempt leaves nothing to improve
+        return [ThreadSpec(mode, c.name, c.level, s) for c in self.concepts for s in range(self.plan.samples)
+                for mode in modes]
+
+    def _identity(self) -> dict:
+        return {"model": getattr(self.models, "label", None) or self.settings.model, "iters": self.plan.iters,
+                "seed": self.plan.seed, **{k: getattr(self.settings, k) for k in IDENTITY_SETTINGS}}
+
+    def _check_directory(self) -> dict:
+        path = self.dir / "checkup.json"
+        if not path.exists():
+            return {"identity": self._identity(), "sessions": []}
+        record = json.loads(path.read_text())
+        old, new = record.get("identity", {}), self._identity()
+        changed = [k for k in new if k != "model" and old.get(k) != new[k]]
+        if changed:
+            diffs = ", ".join(f"{k} {old.get(k)!r} -> {new[k]!r}" for k in changed)
+            raise ValueError(f"{self.dir} holds a check-up made with other settings ({diffs}); "
+                             "rerun with those settings to resume it, or choose another --out")
+        return record
+
+    # -- work ------------------------------------------------------------------------------
+    def run(self) -> dict:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        record = self._check_directory()
+        started, start = dt.datetime.now().isoformat(timespec="seconds"), time.perf_counter()
+        record.update(identity=self._identity(), plan=dataclasses.asdict(self.plan),
+                      settings=self.settings.public(), model=self._identity()["model"])
+        (self.dir / "checkup.json").write_text(json.dumps(record, indent=2, default=str))
+        from drawloop.runs import Run
+
+        run = Run(self.dir, {})  # only for its SQLite checkpointer at DIR/checkpoints.sqlite
+        with run.checkpointer() as saver, TraceWriter(self.dir / "trace.jsonl") as trace:
+            self.trace = trace
+            graphs = {mode: self._graph(mode, saver) for mode in MODES}
+            states = self._run_threads(graphs)
+            humans = self._run_humans()
+        vectors = self._embeddings(states)
+        record["embedder"] = getattr(self.embedder, "name", None) or record.get("embedder")
+        record["sessions"].append({"started": started, "seconds": round(time.perf_counter() - start, 2),
+                                   "computed": dict(self.computed)})
+        (self.dir / "checkup.json").write_text(json.dumps(record, indent=2, default=str))
+        results = self._results(states, humans, vectors, record)
+        (self.dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
+        return results
+
+    def _graph(self, mode: str, saver):
+        a = self.agents
+        drawer = a["drawer"] if mode == "critic" else a["plain_drawer"]
+        # Fixed-length loops: the curves need every iteration, so only max_iters stops a thread.
+        rule = StopRule(max_iters=self.plan.iters, patience=self.plan.iters + 1, target=None)
+        return build_refine_graph(drawer, a["renderer"], a["recognizer"], a["critic"], stop_rule=rule,
+                                  store=self.store, size=self.settings.size, language=self.settings.language,
+                                  n_distractors=self.settings.n_distractors, checkpointer=saver)
+
+    def _progress(self, what: str) -> None:
+        with self._lock:
+            self._done += 1
+            if self.on_progress:
+                self.on_progress(self._done, self._total, what)
+
+    def _write_event(self, chunk: dict) -> None:
+        with self._lock:
+            self.trace.write(TraceEvent.from_dict(chunk))
+
+    def _thread(self, graph, spec: ThreadSpec, first_input: dict) -> dict:
+        """Run (or resume, or just read) one thread; a finished thread is never recomputed."""
+        config = {"configurable": {"thread_id": spec.thread_id, "run_id": self.dir.name,
+                                   "seed": self.plan.seed + SAMPLE_SEED_STRIDE * spec.sample}}
+        snapshot = graph.get_state(config)
+        if not (snapshot.values and not snapshot.next):
+            for chunk in graph.stream(None if snapshot.values else first_input, config, stream_mode="custom"):
+                self._write_event(chunk)
+            with self._lock:
+                self.computed["threads"] += 1
+        self._progress(spec.thread_id)
+        return graph.get_state(config).values
+
+    def _unit(self, graphs: dict, concept: str, level: str, sample: int) -> dict[str, dict]:
+        """One concept and sample: the critic loop, then the plain loop from the same first draft."""
+        base = {"concept": concept, "language": self.settings.language, "choices": self.choices[concept]}
+        critic = self._thread(graphs["critic"], ThreadSpec("critic", concept, level, sample), {**base, "attempts": []})
+        states = {"critic": critic}
+        if self.plan.iters >= 2:
+            first = (critic.get("attempts") or [])[:1]
+            states["plain"] = self._thread(graphs["plain"], ThreadSpec("plain", concept, level, sample),
+                                           {**base, "attempts": first})
+        return states
+
+    def _pool(self, jobs: list[Callable[[], Any]]) -> list[Any]:
+        pool = ThreadPoolExecutor(max_workers=self.plan.concurrency, thread_name_prefix="checkup")
+        try:
+            futures = {pool.submit(job): i for i, job in enumerate(jobs)}
+            out: list[Any] = [None] * len(jobs)
+            for future in as_completed(futures):
+                out[futures[future]] = future.result()
+            return out
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)  # checkpoints keep what finished
+            raise
+        finally:
+            pool.shutdown(wait=True)
+
+    def _run_threads(self, graphs: dict) -> dict[str, dict]:
+        units = [(c.name, c.level, s) for c in self.concepts for s in range(self.plan.samples)]
+        self._done, self._total = 0, len(self.specs())
+        jobs = [lambda u=u: self._unit(graphs, *u) for u in units]
+        states: dict[str, dict] = {}
+        for (concept, level, sample), result in zip(units, self._pool(jobs)):
+            for mode, state in result.items():
+                states[ThreadSpec(mode, concept, level, sample).thread_id] = state
+        return states
+
+    def _run_humans(self) -> list[dict]:
+        path = self.dir / "human.jsonl"
+        done = {}
+        if path.exists():
+            for line in path.read_text().splitlines():
+                if line.strip():
+                    row = json.loads(line)
+                    done[row["work_key"]] = row
+        drawings = human_drawings(self.concepts, self.choices, self.human_items, self.plan.human_per_concept,
+                                  self.plan.human_max_chars)
+        todo = [h for h in drawings if h.work_key not in done]
+        self._done, self._total = 0, len(todo)
+
+        def recognize(human: HumanDrawing) -> dict:
+            drawing = Drawing(concept=human.concept, code=human.code, language="svg",
+                              choices=list(self.choices[human.concept]))
+            try:
+                rec = dict(self.agents["recognizer"].recognize(drawing))
+            except Exception as exc:  # a recognizer that raises costs one item, not the check-up
+                rec = {"label": None, "correct": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+            row = {"work_key": human.work_key, "concept": human.concept, "level": human.level, "key": human.key,
+                   "title": human.label, "path": human.path, "chars": len(human.code),
+                   "code_path": self.store.put(human.code, ".svg"), "image": self._render(human.code),
+                   "choices": list(self.choices[human.concept]), "label": rec.get("label"),
+                   "correct": bool(rec.get("correct")), "error": rec.get("error"), "usage": rec.get("usage") or {}}
+            with self._lock:
+                with open(path, "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(row) + "\n")
+                self.computed["human"] += 1
+            self._progress(f"human:{human.key}")
+            return row
+
+        for row in self._pool([lambda h=h: recognize(h) for h in todo]):
+            done[row["work_key"]] = row
+        wanted = {h.work_key for h in drawings}
+        return [row for key, row in done.items() if key in wanted]
+
+    def _render(self, code: str) -> str | None:
+        """A person's drawing as the report shows it (the model never sees this picture)."""
+        try:
+            result = self.agents["renderer"].render(code, language="svg", size=self.settings.size)
+        except Exception:
+            return None
+        return self.store.put(result.png, ".png") if result.ok else None
+
+    def _embeddings(self, states: dict[str, dict]) -> dict[str, np.ndarray]:
+        """Vectors of every first and final drawing, computed once per image and kept on disk."""
+        path = self.dir / "embeddings.npz"
+        cached = dict(np.load(path)) if path.exists() else {}
+        wanted = set()
+        for thread_id, state in states.items():
+            attempts = state.get("attempts") or []
+            picks = [attempts[0]] if attempts else []
+            if state.get("best") is not None:
+                picks.append(attempts[state["best"]])
+            wanted |= {a["image"] for a in picks if a.get("image")}
+        missing = sorted(wanted - set(cached))
+        if missing:
+            embedder = self.embedder
+            if embedder is None:
+                from drawloop.vision.features import default_embedder
+
+                embedder = self.embedder = default_embedder()
+            vectors = embedder.embed([self.store.read(p) for p in missing])
+            cached.update({p: np.asarray(v, np.float32) for p, v in zip(missing, vectors)})
+            np.savez(path, **cached)
+            self.computed["embeddings"] += len(missing)
+        return {p: cached[p] for p in wanted}
+
+    # -- results ---------------------------------------------------------------------------
+    def _results(self, states: dict[str, dict], humans: list[dict], vectors: dict[str, np.ndarray],
+                 record: dict) -> dict:
+        from drawloop.report.metrics import mean_pairwise_distance
+
+        threads = [summarise_thread(spec, states[spec.thread_id]) for spec in self.specs()]
+        diversity = {}
+        for concept in self.concepts:
+            mine = [t for t in threads if t["concept"] == concept.name and t["mode"] == "critic"]
+            firsts = [vectors[t["attempts"][0]["image"]] for t in mine if t["attempts"] and t["attempts"][0]["image"]]
+            finals = [vectors[t["attempts"][t["best"]]["image"]] for t in mine
+                      if t["best"] is not None and t["attempts"][t["best"]]["image"]]
+            diversity[concept.name] = {"level": concept.level, "first": mean_pairwise_distance(firsts),
+                                       "final": mean_pairwise_distance(finals), "n_first": len(firsts),
+                                       "n_final": len(finals)}
+        return {
+            "model": record["model"], "plan": record["plan"], "settings": record["settings"],
+            "sessions": record["sessions"], "embedder": record.get("embedder"),
+            "concepts": [{"name": c.name, "level": c.level, "category": c.category, "choices": self.choices[c.name]}
+                         for c in self.concepts],
+            "threads": threads, "human": humans, "diversity": diversity,
+        }
+
+
+def summarise_attempt(attempt: Attempt) -> dict:
+    recognition = attempt.get("recognition") or {}
+    critique = attempt.get("critique") or {}
+    usage = {"tokens_in": 0, "tokens_out": 0}
+    for part in (attempt.get("usage") or {}, recognition.get("usage") or {}, critique.get("usage") or {}):
+        for key in usage:
+            usage[key] += int(part.get(key) or 0)
+    return {"iteration": attempt.get("iteration"), "score": attempt_score(attempt),
+            "scores": critique.get("scores") or {}, "label": recognition.get("label"),
+            "correct": bool(recognition.get("correct")), "image": attempt.get("image"),
+            "code_path": attempt.get("code_path"),
+            "error": attempt.get("draw_error") or attempt.get("render_error"),
+            "usage": usage, "seconds": round(sum((attempt.get("seconds") or {}).values()), 3)}
+
+
+def summarise_thread(spec: ThreadSpec, state: dict) -> dict:
+    return {"thread": spec.thread_id, "mode": spec.mode, "concept": spec.concept, "level": spec.level,
+            "sample": spec.sample, "choices": list(state.get("choices") or []), "best": state.get("best"),
+            "stop_reason": state.get("stop_reason"),
+            "attempts": [summarise_attempt(a) for a in state.get("attempts") or []]}
+
+
+def run_checkup(out: str | Path, plan: CheckupPlan, settings, models=None, **kwargs: Any) -> dict:
+    """Run (or resume) a check-up into `out` and return its results (also written to out/results.json)."""
+    return Checkup(out, plan, settings, models, **kwargs).run()
