@@ -6,7 +6,7 @@ PYTHON  ?= python3
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip
-DEBS    := bubblewrap openclipart-svg fonts-noto-color-emoji fonts-symbola fonts-dejavu-core dataset-fashion-mnist tmux
+DEBS    := bubblewrap fontconfig openclipart-svg fonts-noto-color-emoji fonts-symbola fonts-dejavu-core dataset-fashion-mnist tmux
 STAMP   := $(VENV)/.installed
 
 .PHONY: setup system venv model demo test test-fast bench clean

@@ -139,6 +139,10 @@ def draw(concept: str | None = None, model: str | None = None, *, settings: Sett
 def _run(run: Run | None, concept: str, settings: Settings, models: ModelHandle, run_dir, on_event,
          agents: dict[str, Any], review_nodes) -> DrawResult:
     run = run or Run.create(settings.runs_dir, concept, settings, model_label=models.label, run_dir=run_dir)
+    if settings.language == "python":  # start the sandbox while the model writes the first draft
+        from drawloop.renderers.sandbox import get_sandbox_pool
+
+        get_sandbox_pool().prestart()
     context = AgentContext(settings=settings, models=models)
     config = {"configurable": {"thread_id": THREAD, "run_id": run.id, "seed": settings.seed}}
     start = time.perf_counter()
