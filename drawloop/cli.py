@@ -26,6 +26,8 @@ COMMAND_MODULES = (
     "drawloop.commands.concepts",
     "drawloop.commands.train",
     "drawloop.commands.checkup",
+    "drawloop.commands.trace",
+    "drawloop.commands.runs",
 )
 
 

@@ -5,18 +5,29 @@
     with TraceWriter(run_dir / "trace.jsonl") as writer:
         writer.write(event)
     events = load_events(run_dir / "trace.jsonl")   # tolerant of older schema versions
+    events, skipped = read_events(run_dir / "trace.jsonl")   # ... and says how many lines were unreadable
 
 Nodes emit events through LangGraph's custom stream (`emit(...)` below uses
 `langgraph.config.get_stream_writer`); the runner writes them to the file and feeds the live view.
+Your own graph nodes get the same start/end records by wrapping them in `traced`:
+
+    graph = build_refine_graph(..., review_nodes=[("review", traced("review")(my_reviewer))])
+
+Schema history: v0 (pre-release) wrote "event" for the phase and "duration" for seconds; v1 is
+the dataclass below. Readers upgrade old records and ignore fields they do not know, so a trace
+from a newer version still loads.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
+
+from langchain_core.runnables import RunnableConfig
 
 SCHEMA_VERSION = 1
 
@@ -46,6 +57,8 @@ class TraceEvent:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TraceEvent":
+        if not isinstance(data, dict) or not isinstance(data.get("node"), str):
+            raise ValueError(f"not a trace record: {str(data)[:80]}")
         known = {f.name for f in fields(cls)}
         upgraded = _upgrade(dict(data))
         return cls(**{k: v for k, v in upgraded.items() if k in known})
@@ -84,20 +97,32 @@ class TraceWriter:
         self.close()
 
 
-def iter_events(path: Path) -> Iterator[TraceEvent]:
-    with open(path, encoding="utf-8") as handle:
+def _parse_lines(path: Path) -> Iterator[TraceEvent | None]:
+    """Each non-empty line as an event, or None where it cannot be read."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
         for line in handle:
             line = line.strip()
             if not line:
                 continue
             try:
                 yield TraceEvent.from_dict(json.loads(line))
-            except (json.JSONDecodeError, TypeError):
-                continue  # a line cut by a kill mid-write; the rest of the trace is still good
+            except (ValueError, TypeError):
+                yield None  # a line cut by a kill mid-write; the rest of the trace is still good
+
+
+def iter_events(path: Path) -> Iterator[TraceEvent]:
+    return (event for event in _parse_lines(path) if event is not None)
 
 
 def load_events(path: Path) -> list[TraceEvent]:
     return list(iter_events(path))
+
+
+def read_events(path: Path) -> tuple[list[TraceEvent], int]:
+    """All readable events and the number of lines skipped as unreadable."""
+    parsed = list(_parse_lines(path))
+    events = [event for event in parsed if event is not None]
+    return events, len(parsed) - len(events)
 
 
 def emit(event: TraceEvent) -> None:
@@ -108,3 +133,48 @@ def emit(event: TraceEvent) -> None:
         get_stream_writer()(asdict(event))
     except (RuntimeError, LookupError, KeyError):
         pass
+
+
+def node_event(node: str, phase: str, state: dict, config: dict | None, **fields: Any) -> TraceEvent:
+    """An event for `node` in the state's current iteration, labelled with the run and thread."""
+    conf = (config or {}).get("configurable", {})
+    return TraceEvent(node=node, phase=phase, iteration=len(state.get("attempts") or []),
+                      run=str(conf.get("run_id", "")), thread=str(conf.get("thread_id", "")), **fields)
+
+
+def _critique_of(state: dict) -> dict:
+    return ((state.get("current") or {}).get("critique")) or {}
+
+
+def traced(name: str) -> Callable[[Callable], Callable]:
+    """Wrap a custom graph node so it emits start/end events like the built-in nodes.
+
+    The end event carries the node's wall time, any exception it raised, and the current
+    attempt's score after the node ran (with its feedback when the node changed it), so a
+    reviewer that vetoes a drawing shows up in `drawloop trace show`.
+    """
+
+    def decorate(fn: Callable) -> Callable:
+        wants_config = len(inspect.signature(fn).parameters) >= 2
+
+        def node(state: dict, config: RunnableConfig = None) -> Any:
+            emit(node_event(name, "start", state, config))
+            start = time.perf_counter()
+            try:
+                update = fn(state, config) if wants_config else fn(state)
+            except Exception as exc:
+                emit(node_event(name, "end", state, config, seconds=round(time.perf_counter() - start, 3),
+                                error=f"{type(exc).__name__}: {exc}"[:400]))
+                raise
+            before, after = _critique_of(state), _critique_of({**state, **(update or {})})
+            changed = after.get("feedback") != before.get("feedback")
+            emit(node_event(name, "end", state, config, seconds=round(time.perf_counter() - start, 3),
+                            score=after.get("score"), message=after.get("feedback") if changed else None))
+            return update
+
+        # Not functools.wraps: LangGraph reads the signature to decide whether to pass `config`,
+        # and wraps would make it see the wrapped function's.
+        node.__name__, node.__doc__ = getattr(fn, "__name__", name), fn.__doc__
+        return node
+
+    return decorate
