@@ -17,7 +17,7 @@ CHOICES_B = ["a crown", "a cat", "a zebra", "a koala", "a rotary telephone"]
 
 def attempt(i, score, correct, image="artifacts/red.png", error=None, tokens=(10, 1)):
     return {"iteration": i, "score": score, "scores": {}, "label": "x" if correct else "y", "correct": correct,
-            "image": None if error else image, "code_path": None, "error": error,
+            "image": None if error else image, "code_path": None, "chars": 1000 + 100 * i, "error": error,
             "usage": {"tokens_in": tokens[0], "tokens_out": tokens[1]}, "seconds": 1.0}
 
 
@@ -123,6 +123,7 @@ def test_recognition_own_vs_people_on_the_same_concepts():
     assert rows["shapes"]["human"] == 0.5 and rows["shapes"]["n_human"] == 2
     assert rows["objects"]["own"] == 0.0 and rows["objects"]["own_matched"] is None and rows["objects"]["human"] is None
     assert rows["all"]["own"] == pytest.approx(1 / 3) and rows["all"]["own_matched"] == 0.5
+    assert rows["shapes"]["own_chars"] == 1000 and rows["shapes"]["human_chars"] == 300
     assert m.chance(data["threads"]) == pytest.approx(0.2)
 
 
@@ -169,6 +170,7 @@ def test_report_renders_every_section_figure_and_sheet(tmp_path):
     assert "| shapes | 2 | 0% | 0.30 | 0.70 | 0.70 | 50% | 100% | 100% |" in text
     assert "| 2 | 0.40 ± 0.10 (n=2) | 0.37 ± 0.17 (n=3) | 0.60 ± 0.16 (n=3) | 0.63 ± 0.12 (n=3) |" in text
     assert "2,140 / 16" in text and "2.0 min over 2 session(s)" in text
+    assert "| 1000 / 300 |" in text and "| 1000 / – |" in text
     assert "✓ a red circle" in text and "✗ a red square" in text
     headline = json.loads((directory / "metrics.json").read_text())["headline"]
     assert headline["human_recognized"] == 0.5 and headline["critic_gain"] == pytest.approx(0.4)

@@ -271,7 +271,8 @@ class Checkup:
         record = self._check_directory()
         started, start = dt.datetime.now().isoformat(timespec="seconds"), time.perf_counter()
         record.update(identity=self._identity(), plan=dataclasses.asdict(self.plan),
-                      settings=self.settings.public(), model=self._identity()["model"])
+                      settings=self.settings.public(), model=self._identity()["model"],
+                      model_details=model_details(self.models), versions=versions())
         (self.dir / "checkup.json").write_text(json.dumps(record, indent=2, default=str))
         from drawloop.runs import Run
 
@@ -391,8 +392,7 @@ class Checkup:
 
         for row in self._pool([lambda h=h: recognize(h) for h in todo]):
             done[row["work_key"]] = row
-        wanted = {h.work_key for h in drawings}
-        return [row for key, row in done.items() if key in wanted]
+        return [done[h.work_key] for h in drawings if h.work_key in done]  # selection order, every session
 
     def _render(self, code: str) -> str | None:
         """A person's drawing as the report shows it (the model never sees this picture)."""
@@ -442,12 +442,43 @@ class Checkup:
                                        "final": mean_pairwise_distance(finals), "n_first": len(firsts),
                                        "n_final": len(finals)}
         return {
-            "model": record["model"], "plan": record["plan"], "settings": record["settings"],
+            "model": record["model"], "model_details": record.get("model_details"),
+            "versions": record.get("versions"), "plan": record["plan"], "settings": record["settings"],
             "sessions": record["sessions"], "embedder": record.get("embedder"),
             "concepts": [{"name": c.name, "level": c.level, "category": c.category, "choices": self.choices[c.name]}
                          for c in self.concepts],
             "threads": threads, "human": humans, "diversity": diversity,
         }
+
+
+def model_details(models) -> str | None:
+    """The exact weights behind a packaged local model: file name and SHA-256."""
+    if getattr(models, "provider", None) != "local":
+        return None
+    from drawloop.local_model import MODELS
+
+    spec = MODELS.get(models.model_name)
+    return f"{spec.filename}, SHA-256 {spec.sha256}" if spec else str(models.model_name)
+
+
+def versions() -> dict:
+    import subprocess
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("drawloop", "langgraph", "langchain-openai", "xllamacpp"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
+                                capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    if commit:
+        found["drawloop commit"] = commit
+    return found
 
 
 def summarise_attempt(attempt: Attempt) -> dict:
@@ -460,7 +491,7 @@ def summarise_attempt(attempt: Attempt) -> dict:
     return {"iteration": attempt.get("iteration"), "score": attempt_score(attempt),
             "scores": critique.get("scores") or {}, "label": recognition.get("label"),
             "correct": bool(recognition.get("correct")), "image": attempt.get("image"),
-            "code_path": attempt.get("code_path"),
+            "code_path": attempt.get("code_path"), "chars": len(attempt.get("code") or ""),
             "error": attempt.get("draw_error") or attempt.get("render_error"),
             "usage": usage, "seconds": round(sum((attempt.get("seconds") or {}).values()), 3)}
 

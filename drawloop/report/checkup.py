@@ -258,7 +258,10 @@ def _settings_section(results: dict) -> str:
     by_level: dict[str, list[str]] = {}
     for concept in results["concepts"]:
         by_level.setdefault(concept["level"], []).append(concept["name"])
-    rows = [("model", f"`{results['model']}`"), ("base URL", settings.get("base_url") or "–"),
+    rows = [("model", f"`{results['model']}`")]
+    if results.get("model_details"):
+        rows.append(("weights", results["model_details"]))
+    rows += [("base URL", settings.get("base_url") or "–"),
             ("levels", ", ".join(plan["levels"])), ("concepts per level", plan["concepts_per_level"]),
             ("samples per concept", plan["samples"]), ("iterations per loop", plan["iters"]),
             ("choices per recognition", f"{settings['n_distractors'] + 1} (concept + {settings['n_distractors']} "
@@ -272,7 +275,8 @@ def _settings_section(results: dict) -> str:
             ("concurrency", plan["concurrency"]),
             ("people's drawings", f"up to {plan['human_per_concept']} per concept, SVG ≤ {plan['human_max_chars']} "
                                   "characters after removing metadata"),
-            ("embedder (diversity)", results.get("embedder") or "–")]
+            ("embedder (diversity)", results.get("embedder") or "–"),
+            ("versions", ", ".join(f"{k} {v}" for k, v in (results.get("versions") or {}).items()) or "–")]
     concept_lines = "\n".join(f"- **{level}**: {', '.join(names)}" for level, names in by_level.items())
     return table(["setting", "value"], rows) + "\n\nConcepts:\n\n" + concept_lines
 
@@ -365,9 +369,10 @@ def write_report(directory: str | Path) -> Path:
         "since they state the answer in words. Levels whose concepts have no such drawing (most scenes and "
         f"generated concepts) show –. Chance is {fmt(chance, True)}.",
         table(["level", "own first drafts", "own, concepts with people's drawings", "people's drawings",
-               "concepts with people's drawings"],
+               "concepts with people's drawings", "code length own / people (chars)"],
               [(r["level"], f"{fmt(r['own'], True)} (n={r['n_own']})", f"{fmt(r['own_matched'], True)} (n={r['n_matched']})",
-                f"{fmt(r['human'], True)} (n={r['n_human']})", r["concepts_with_human"]) for r in recognition]),
+                f"{fmt(r['human'], True)} (n={r['n_human']})", r["concepts_with_human"],
+                f"{fmt(r['own_chars'], digits=0)} / {fmt(r['human_chars'], digits=0)}") for r in recognition]),
         "![recognition own vs people](figures/recognition.png)",
     ]
     if human:

@@ -145,6 +145,8 @@ def recognition(threads: list[dict], human: list[dict]) -> list[dict]:
         rows.append({"level": level, "own": rate(first(t)["correct"] for t in own), "n_own": len(own),
                      "own_matched": rate(first(t)["correct"] for t in matched), "n_matched": len(matched),
                      "human": rate(h["correct"] for h in people), "n_human": len(people),
+                     "own_chars": mean(first(t).get("chars") for t in own),
+                     "human_chars": mean(h.get("chars") for h in people),
                      "concepts_with_human": len({h["concept"] for h in people})})
     return rows
 
