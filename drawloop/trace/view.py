@@ -79,15 +79,19 @@ class LiveView:
                 row["note"] = event.message
         elif event.node == "decide":
             self.running = None
+            if event.score is not None:  # the final score, after any review node
+                row["score"] = event.score
             if event.message and event.message != "continue":
                 self.stop_reason = event.message
+        elif event.phase == "end" and (event.message or event.error):  # a custom node, e.g. a reviewer
+            row["note"] = f"{event.node}: {(event.error or event.message).strip()}"
         if self._live:
             self._live.update(self.render())
 
     def render(self) -> Group:
         table = Table(title=f"[bold]{self.concept}[/]  [dim]{self.model}[/]", expand=True, title_justify="left")
         table.add_column("iter", justify="right", width=4)
-        table.add_column("draw", width=16)
+        table.add_column("draw", width=18, no_wrap=True)
         table.add_column("render", width=7)
         table.add_column("recognized as", width=22)
         table.add_column("score", justify="right", width=6)
