@@ -137,6 +137,20 @@ def test_threads_are_kept_apart_and_can_be_selected(recorded):
     with pytest.raises(RunNotFound, match="no thread 'dog'.*'main', 'cat-0001'"):
         render_run(trace, thread="dog")
     assert run_summary(recorded)["threads"] == 2
+    assert "every tree: --all" not in text_of(render_run(trace, thumbs=False))  # two threads: both trees
+
+
+def test_a_batch_trace_of_many_threads_starts_with_one_row_per_thread(recorded):
+    lines = (recorded / "trace.jsonl").read_text().splitlines()
+    batch = [json.dumps({**json.loads(line), "thread": f"bicycle-000{i}"}) for i in range(5) for line in lines]
+    (recorded / "trace.jsonl").write_text("\n".join(batch) + "\n")
+    (recorded / "run.json").unlink()  # a batch's work directory has none
+    (recorded / "result.json").unlink()
+    text = text_of(render_run(load_run(recorded), thumbs=False))
+    assert "trace of" in text and "5 thread(s)" in text and "every tree: --all" in text
+    assert all(f"bicycle-000{i}" in text for i in range(5)) and "#0" not in text
+    assert "a horse-drawn carriage ✗" in text and "wanted ?" not in text  # the concept is not known
+    assert text_of(render_run(load_run(recorded), thumbs=False, all_threads=True)).count("#2") == 5
 
 
 def test_find_run_accepts_paths_ids_parts_of_ids_and_latest(recorded, tmp_path):

@@ -4,6 +4,8 @@
     drawloop trace show red-apple --diff                          # a unique part of a run id; code diffs
     drawloop trace show latest --thread main --json               # for scripts
     drawloop trace show latest --no-thumbs | less -R
+    drawloop trace show data/llm/work                             # a batch's trace: one row per thread
+    drawloop trace show data/llm/work --thread apple-0003         # ... then one thread's tree
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ def show_command(
     as_json: bool = typer.Option(False, "--json", help="Print the replay as JSON for scripts."),
     thumbs: Optional[bool] = typer.Option(None, "--thumbs/--no-thumbs",
                                           help="Colour thumbnails of each drawing (default: when colour is on)."),
+    all_threads: bool = typer.Option(False, "--all", help="Every thread's tree, even for a trace of many threads."),
     thumb_width: int = typer.Option(20, "--thumb-width", min=8, max=80, help="Thumbnail width in columns."),
     runs_dir: Path = typer.Option(None, "--dir", help="Where run ids are looked up (default: runs, or $DRAWLOOP_RUNS_DIR)."),
 ) -> None:
@@ -48,7 +51,8 @@ def show_command(
             return
         console = Console()
         show_thumbs = console.color_system is not None if thumbs is None else thumbs
-        console.print(render_run(trace, thread=thread, diff=diff, thumbs=show_thumbs, thumb_width=thumb_width))
+        console.print(render_run(trace, thread=thread, diff=diff, thumbs=show_thumbs, thumb_width=thumb_width,
+                                 all_threads=all_threads))
     except RunNotFound as exc:
         err_console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -34,6 +35,8 @@ from drawloop.trace.view import sparkline
 STEP_FIELDS = ("seconds", "tokens_in", "tokens_out", "cost_usd", "score", "scores", "recognition", "error",
                "artifact", "message")
 FEEDBACK_LINES = 6
+MAX_TREES = 3     # more threads than this (a batch, a check-up): an overview table instead of trees
+UNKNOWN = "?"     # the concept of a trace with no run.json (batches draw many concepts)
 
 
 class RunNotFound(ValueError):
@@ -168,7 +171,7 @@ class RunTrace:
 
     @property
     def concept(self) -> str:
-        return self.meta.get("concept") or (self.result or {}).get("concept") or "?"
+        return self.meta.get("concept") or (self.result or {}).get("concept") or UNKNOWN
 
     @property
     def model(self) -> str:
@@ -374,7 +377,8 @@ def _seen(recognition: dict[str, Any], concept: str) -> Text:
                     style="yellow")
     if recognition.get("correct"):
         return Text(f"{label} ✓", style="green")
-    return Text(f"{label} ✗", style="red") + Text(f" (wanted {concept})", style="dim")
+    wanted = Text(f" (wanted {concept})", style="dim") if concept != UNKNOWN else Text("")
+    return Text(f"{label} ✗", style="red") + wanted
 
 
 def _code_note(trace: RunTrace, step: Step) -> Text:
@@ -499,13 +503,18 @@ def _iteration_label(iteration: Iteration, best: bool, concept: str) -> Text:
 
 def _header(trace: RunTrace) -> Text:
     text = Text()
-    text.append(trace.concept, style="bold")
+    if trace.concept == UNKNOWN:
+        text.append(f"trace of {trace.path}", style="bold")
+        text.append(f"   {len(trace.threads)} thread(s)", style="cyan")
+    else:
+        text.append(trace.concept, style="bold")
     if trace.model:
         text.append(f"   {trace.model}", style="cyan")
-    text.append(f"\nrun {trace.path.name}", style="dim")
+    if trace.concept != UNKNOWN:
+        text.append(f"\nrun {trace.path.name}", style="dim")
     if trace.meta.get("created"):
         text.append(f" · created {trace.meta['created'].replace('T', ' ')}", style="dim")
-    if trace.result is None and trace.has_trace:
+    if trace.result is None and trace.has_trace and trace.meta:
         text.append(" · unfinished (no result.json)", style="yellow")
     if not trace.has_trace:
         text.append("\nno trace.jsonl in this run: nothing to replay", style="yellow")
@@ -532,10 +541,30 @@ def _thread_label(thread: ThreadTrace) -> Text:
     return label
 
 
+def threads_table(trace: RunTrace) -> Table:
+    """One row per thread: for traces of many threads, where trees would scroll for pages."""
+    table = Table(box=box.SIMPLE_HEAD, title_justify="left")
+    for name, justify in (("thread", "left"), ("iters", "right"), ("scores", "left"), ("best", "right"),
+                          ("seen as (best)", "left"), ("stop", "left"), ("time", "right"), ("tokens", "right")):
+        table.add_column(name, justify=justify, no_wrap=name != "seen as (best)")
+    for t in trace.threads.values():
+        best = next((it for it in t.iterations if it.index == t.best), None)
+        table.add_row(t.name, str(len(t.iterations)), sparkline(t.scores), f"{best.score:.2f}" if best else "",
+                      _seen(best.recognition, trace.concept) if best and best.recognition else "",
+                      t.stop_reason or Text("not yet", style="yellow"), _seconds(t.seconds),
+                      _tokens(*t.tokens))
+    return table
+
+
 def render_run(trace: RunTrace, thread: str | None = None, diff: bool = False, thumbs: bool = True,
-               thumb_width: int = 20) -> RenderableType:
-    """The replay as rich renderables: a header, then per thread a tree of iterations -> nodes."""
+               thumb_width: int = 20, all_threads: bool = False) -> RenderableType:
+    """The replay as rich renderables: a header, then per thread a tree of iterations -> nodes
+    (or, for a trace of many threads, a table of them unless `all_threads`)."""
     parts: list[RenderableType] = [_header(trace)]
+    if thread is None and len(trace.threads) > MAX_TREES and not all_threads:
+        parts += [threads_table(trace), Text("replay one thread: --thread THREAD   ·   every tree: --all",
+                                             style="dim")]
+        return Group(*parts)
     for t in _selected(trace, thread):
         tree = Tree(_thread_label(t), guide_style="dim")
         for i, iteration in enumerate(t.iterations):
