@@ -59,9 +59,11 @@ class TraceEvent:
     def from_dict(cls, data: dict[str, Any]) -> "TraceEvent":
         if not isinstance(data, dict) or not isinstance(data.get("node"), str):
             raise ValueError(f"not a trace record: {str(data)[:80]}")
-        known = {f.name for f in fields(cls)}
         upgraded = _upgrade(dict(data))
-        return cls(**{k: v for k, v in upgraded.items() if k in known})
+        return cls(**{k: v for k, v in upgraded.items() if k in _FIELDS})
+
+
+_FIELDS = frozenset(f.name for f in fields(TraceEvent))
 
 
 def _upgrade(data: dict[str, Any]) -> dict[str, Any]:

@@ -36,6 +36,7 @@ STEP_FIELDS = ("seconds", "tokens_in", "tokens_out", "cost_usd", "score", "score
                "artifact", "message")
 FEEDBACK_LINES = 6
 MAX_TREES = 3     # more threads than this (a batch, a check-up): an overview table instead of trees
+MAX_TABLE_ROWS = 200  # rich lays out big tables slowly, and nobody reads thousands of rows
 UNKNOWN = "?"     # the concept of a trace with no run.json (batches draw many concepts)
 
 
@@ -200,18 +201,20 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 def group_events(events: list[TraceEvent]) -> dict[str, ThreadTrace]:
     """Fold events into threads -> iterations -> steps, keeping the order things happened in."""
     threads: dict[str, ThreadTrace] = {}
+    iterations: dict[tuple[str, int], Iteration] = {}
     for event in events:
         thread = threads.setdefault(event.thread, ThreadTrace(event.thread))
-        iteration = next((it for it in thread.iterations if it.index == event.iteration), None)
+        iteration = iterations.get((event.thread, event.iteration))
         if iteration is None:
-            iteration = Iteration(event.iteration)
+            iteration = iterations[event.thread, event.iteration] = Iteration(event.iteration)
             thread.iterations.append(iteration)
-            thread.iterations.sort(key=lambda it: it.index)
         step = iteration.step(event.node)
         if event.phase == "start" or step is None or not step.interrupted:
             step = Step(event.node)  # a new execution (an end with no start, like decide's, is one too)
             iteration.steps.append(step)
         step.absorb(event)
+    for thread in threads.values():
+        thread.iterations.sort(key=lambda it: it.index)  # a resumed run can write an iteration late
     return threads
 
 
@@ -547,12 +550,15 @@ def threads_table(trace: RunTrace) -> Table:
     for name, justify in (("thread", "left"), ("iters", "right"), ("scores", "left"), ("best", "right"),
                           ("seen as (best)", "left"), ("stop", "left"), ("time", "right"), ("tokens", "right")):
         table.add_column(name, justify=justify, no_wrap=name != "seen as (best)")
-    for t in trace.threads.values():
+    threads = list(trace.threads.values())
+    for t in threads[:MAX_TABLE_ROWS]:
         best = next((it for it in t.iterations if it.index == t.best), None)
         table.add_row(t.name, str(len(t.iterations)), sparkline(t.scores), f"{best.score:.2f}" if best else "",
                       _seen(best.recognition, trace.concept) if best and best.recognition else "",
                       t.stop_reason or Text("not yet", style="yellow"), _seconds(t.seconds),
                       _tokens(*t.tokens))
+    if len(threads) > MAX_TABLE_ROWS:
+        table.caption = f"… and {len(threads) - MAX_TABLE_ROWS} more threads (--thread T for one, --json for all)"
     return table
 
 
