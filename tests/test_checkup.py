@@ -4,6 +4,7 @@ Every drawing carries its intended score as class="qX" (it survives the SVG clea
 drawings); the fake critic reads it back, the fake recognizer is right exactly when q >= 0.5.
 """
 
+import dataclasses
 import json
 import re
 from types import SimpleNamespace
@@ -220,8 +221,11 @@ def test_interrupted_run_resumes_without_repeating_finished_work(tmp_path, items
 def test_changed_settings_are_refused_not_mixed(tmp_path, items):
     make_checkup(tmp_path / "c", items, samples=1).run()
     plan = CheckupPlan(levels=("shapes",), concepts_per_level=1, samples=1, iters=2, human_per_concept=0)
+    agents = make_checkup(tmp_path / "x", items).agents
     with pytest.raises(ValueError, match="iters 3 -> 2"):
-        Checkup(tmp_path / "c", plan, Settings(model="fake"), agents=make_checkup(tmp_path / "x", items).agents,
+        Checkup(tmp_path / "c", plan, Settings(model="fake"), agents=agents, embedder=ColourEmbedder()).run()
+    with pytest.raises(ValueError, match="model 'fake' -> 'other'"):
+        Checkup(tmp_path / "c", dataclasses.replace(plan, iters=3), Settings(model="other"), agents=agents,
                 embedder=ColourEmbedder()).run()
 
 

@@ -55,16 +55,19 @@ def register(app: typer.Typer) -> None:
     def checkup(
         ctx: typer.Context,
         model: Optional[str] = typer.Option(None, help="local | local:/path.gguf | openai:NAME (default: local)."),
-        base_url: Optional[str] = typer.Option(None, help="Any OpenAI-compatible server, e.g. http://localhost:8000/v1."),
+        base_url: Optional[str] = typer.Option(None, help="Any OpenAI-compatible server, e.g. "
+                                                          "http://localhost:8000/v1."),
         levels: Optional[List[str]] = typer.Option(None, "--levels", "--level",
-                                                   help="Levels, comma-separated or repeated (default: shapes,objects,scenes)."),
+                                                   help="Levels, comma-separated or repeated "
+                                                        "(default: shapes,objects,scenes)."),
         concepts_per_level: int = typer.Option(10, help="Concepts per level, evenly spread over the level's list."),
-        samples: int = typer.Option(2, help="Independent drawings per concept (diversity; every sample runs both loops)."),
+        samples: int = typer.Option(2, help="Independent drawings per concept (each runs both loops)."),
         iters: int = typer.Option(4, help="Attempts per loop, first draft included."),
         out: Optional[Path] = typer.Option(None, "--out", help="Check-up directory (default: runs/checkup-<model>)."),
         concurrency: int = typer.Option(2, help="Threads worked on at once."),
         human_per_concept: int = typer.Option(2, help="People's openclipart drawings recognized per concept."),
-        human_max_chars: int = typer.Option(6000, help="Skip people's SVGs longer than this (the model reads them)."),
+        human_max_chars: int = typer.Option(12000, help="Skip people's SVGs longer than this after metadata is "
+                                                        "removed (the model reads them)."),
         temperature: float = typer.Option(0.7),
         max_tokens: Optional[int] = typer.Option(None, help="Token cap per drawing (default 1200)."),
         seed: int = typer.Option(0, help="Base seed: sample k uses seed + 1000k."),

@@ -76,7 +76,7 @@ class CheckupPlan:
     iters: int = 4
     concurrency: int = 2
     human_per_concept: int = 2
-    human_max_chars: int = 6000    # a person's SVG longer than this (after cleaning) is not shown
+    human_max_chars: int = 12000   # a person's SVG longer than this (after cleaning) is not shown (~5k tokens)
     seed: int = 0
 
     def validate(self) -> None:
@@ -174,7 +174,7 @@ def clean_svg_source(text: str) -> str:
 
 
 def human_drawings(concepts: Sequence[Concept], choices: dict[str, list[str]], items: Sequence[Any] | None = None,
-                   per_concept: int = 2, max_chars: int = 6000) -> list[HumanDrawing]:
+                   per_concept: int = 2, max_chars: int = 12000) -> list[HumanDrawing]:
     """Up to `per_concept` people's drawings of each concept, shortest code first, one per series.
     `items` are gallery items (label, key, path, series); default: the openclipart gallery."""
     if per_concept <= 0:
@@ -249,8 +249,13 @@ class Checkup:
                 for mode in modes]
 
     def _identity(self) -> dict:
-        return {"model": getattr(self.models, "label", None) or self.settings.model, "iters": self.plan.iters,
-                "seed": self.plan.seed, **{k: getattr(self.settings, k) for k in IDENTITY_SETTINGS}}
+        """What a finished thread's meaning depends on (the model spec, not its label: a server's port may change)."""
+        return {"model": self.settings.model, "iters": self.plan.iters, "seed": self.plan.seed,
+                **{k: getattr(self.settings, k) for k in IDENTITY_SETTINGS}}
+
+    @property
+    def model_label(self) -> str:
+        return getattr(self.models, "label", None) or self.settings.model
 
     def _check_directory(self) -> dict:
         path = self.dir / "checkup.json"
@@ -258,7 +263,7 @@ class Checkup:
             return {"identity": self._identity(), "sessions": []}
         record = json.loads(path.read_text())
         old, new = record.get("identity", {}), self._identity()
-        changed = [k for k in new if k != "model" and old.get(k) != new[k]]
+        changed = [k for k in new if old.get(k) != new[k]]
         if changed:
             diffs = ", ".join(f"{k} {old.get(k)!r} -> {new[k]!r}" for k in changed)
             raise ValueError(f"{self.dir} holds a check-up made with other settings ({diffs}); "
@@ -271,7 +276,7 @@ class Checkup:
         record = self._check_directory()
         started, start = dt.datetime.now().isoformat(timespec="seconds"), time.perf_counter()
         record.update(identity=self._identity(), plan=dataclasses.asdict(self.plan),
-                      settings=self.settings.public(), model=self._identity()["model"],
+                      settings=self.settings.public(), model=self.model_label,
                       model_details=model_details(self.models), versions=versions())
         (self.dir / "checkup.json").write_text(json.dumps(record, indent=2, default=str))
         from drawloop.runs import Run

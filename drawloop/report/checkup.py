@@ -226,8 +226,8 @@ def concept_sheet(directory: Path, concept: str, rows: list[tuple[str, list[tupl
             else:
                 draw.rectangle([x, y, x + tile - 1, y + tile - 1], fill=(236, 236, 236))
                 draw.line([x, y, x + tile - 1, y + tile - 1], fill=(200, 80, 80), width=2)
-            draw.rectangle([x - 2, y - 2, x + tile + 1, y + tile + 1], outline=(30, 150, 60) if framed else (190, 190, 190),
-                           width=4 if framed else 1)
+            frame = (30, 150, 60) if framed else (190, 190, 190)
+            draw.rectangle([x - 2, y - 2, x + tile + 1, y + tile + 1], outline=frame, width=4 if framed else 1)
             for j, line in enumerate(caption[:2]):
                 draw.text((x, y + tile + 3 + j * 13), line[:26], fill="black", font=small)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -284,7 +284,8 @@ def _settings_section(results: dict) -> str:
 def _costs_section(results: dict) -> str:
     c = m.costs(results)
     sessions = results.get("sessions") or []
-    rows = [("drawing attempts", c["attempts"]), ("tokens in / out (loops)", f"{c['loop_tokens_in']:,} / {c['loop_tokens_out']:,}"),
+    rows = [("drawing attempts", c["attempts"]),
+            ("tokens in / out (loops)", f"{c['loop_tokens_in']:,} / {c['loop_tokens_out']:,}"),
             ("tokens in / out (people's drawings)", f"{c['human_tokens_in']:,} / {c['human_tokens_out']:,}"),
             ("tokens in / out (total)", f"{c['tokens_in']:,} / {c['tokens_out']:,}"),
             ("wall time", f"{_duration(c['wall_seconds'])} over {c['sessions']} session(s)"),
@@ -370,14 +371,16 @@ def write_report(directory: str | Path) -> Path:
         f"generated concepts) show –. Chance is {fmt(chance, True)}.",
         table(["level", "own first drafts", "own, concepts with people's drawings", "people's drawings",
                "concepts with people's drawings", "code length own / people (chars)"],
-              [(r["level"], f"{fmt(r['own'], True)} (n={r['n_own']})", f"{fmt(r['own_matched'], True)} (n={r['n_matched']})",
+              [(r["level"], f"{fmt(r['own'], True)} (n={r['n_own']})",
+                f"{fmt(r['own_matched'], True)} (n={r['n_matched']})",
                 f"{fmt(r['human'], True)} (n={r['n_human']})", r["concepts_with_human"],
                 f"{fmt(r['own_chars'], digits=0)} / {fmt(r['human_chars'], digits=0)}") for r in recognition]),
         "![recognition own vs people](figures/recognition.png)",
     ]
     if human:
         parts.append(table(["concept", "people's drawing (title)", "code chars", "model's answer"],
-                           [(h["concept"], h["title"], h["chars"], ("✓ " if h["correct"] else "✗ ") + (h["label"] or "unparseable"))
+                           [(h["concept"], h["title"], h["chars"],
+                             ("✓ " if h["correct"] else "✗ ") + (h["label"] or "unparseable"))
                             for h in human]))
     parts += [
         "## 3. Self-correction",
