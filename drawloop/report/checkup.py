@@ -202,12 +202,14 @@ def _attempt_caption(attempt: dict) -> list[str]:
 
 
 def concept_sheet(directory: Path, concept: str, rows: list[tuple[str, list[tuple[str | None, list[str], bool]]]],
-                  path: Path, tile: int = 150) -> Path:
+                  path: Path, tile: int = 150, label_w: int = 92) -> Path:
     """A grid: one labelled row per thread (or people's drawings), one tile per drawing
     (image path, caption lines, framed); the loop's pick is framed in green."""
+    import textwrap
+
     from PIL import Image, ImageDraw
 
-    label_w, caption_h, header_h, pad = 92, 32, 30, 8
+    caption_h, header_h, pad = 32, 30, 8
     cols = max([len(tiles) for _, tiles in rows] + [1])
     width = label_w + cols * (tile + pad) + pad
     height = header_h + len(rows) * (tile + caption_h + pad) + pad
@@ -217,7 +219,9 @@ def concept_sheet(directory: Path, concept: str, rows: list[tuple[str, list[tupl
     small = _font(11)
     for r, (label, tiles) in enumerate(rows):
         y = header_h + r * (tile + caption_h + pad)
-        draw.text((pad, y + tile // 2 - 6), label, fill="black", font=_font(12))
+        lines = textwrap.wrap(label, max(8, label_w // 8))[:6]
+        for j, line in enumerate(lines):
+            draw.text((pad, y + tile // 2 - 8 * len(lines) + 16 * j), line, fill="black", font=_font(12))
         for c, (image, caption, framed) in enumerate(tiles):
             x = label_w + c * (tile + pad)
             if image and (directory / image).exists():
@@ -233,6 +237,22 @@ def concept_sheet(directory: Path, concept: str, rows: list[tuple[str, list[tupl
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path)
     return path
+
+
+def overview_rows(results: dict) -> list[tuple[str, list]]:
+    """One row per concept: each sample's first draft, then the critic loop's pick."""
+    rows = []
+    for concept in results["concepts"]:
+        tiles = []
+        for thread in (t for t in results["threads"] if t["concept"] == concept["name"] and t["mode"] == "critic"):
+            if not thread["attempts"]:
+                continue
+            first, pick = thread["attempts"][0], thread["attempts"][thread["best"] or 0]
+            tiles.append((first.get("image"), [f"s{thread['sample']} first"] + _attempt_caption(first)[1:], False))
+            tiles.append((pick.get("image"), [f"s{thread['sample']} final, it {pick['iteration']}"]
+                          + _attempt_caption(pick)[1:], True))
+        rows.append((f"{concept['name']} ({concept['level']})", tiles))
+    return rows
 
 
 def concept_rows(results: dict, concept: str) -> list[tuple[str, list]]:
@@ -335,6 +355,8 @@ def write_report(directory: str | Path) -> Path:
     figure_curves(curves, figures / "selfcorrection.png",
                   {"plain": "plain: \"improve your drawing\"", "critic": "critic + recognizer feedback"})
     figure_diversity(concepts, figures / "diversity.png")
+    concept_sheet(directory, "every concept: first drafts and the loop's final picks (green frame)",
+                  overview_rows(results), figures / "overview.png", tile=120, label_w=150)
     sheets = {c["concept"]: concept_sheet(directory, c["concept"], concept_rows(results, c["concept"]),
                                           directory / "sheets" / f"{slugify(c['concept'])}.png") for c in concepts}
 
@@ -351,7 +373,7 @@ def write_report(directory: str | Path) -> Path:
         "0–10 rating of its own code. Nothing judges what the picture actually shows, and the model grades itself, "
         "so read scores as relative (between iterations, levels and models run the same way), never as absolute "
         "drawing quality. Recognition rates are the study's protocol and do not depend on the critic.",
-        "## At a glance", _glance(results),
+        "## At a glance", _glance(results), "![every concept: first and final drafts](figures/overview.png)",
         "## Settings", _settings_section(results),
         "## 1. Generation fidelity by level",
         "Critic loop threads: the first draft, the last attempt and the attempt the loop returns (its best by "
