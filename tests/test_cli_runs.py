@@ -41,6 +41,8 @@ def runs(tmp_path):
             (root / name / "result.json").unlink()
     (root / "train-moco").mkdir()  # a training run, not a drawing run: never listed or deleted
     (root / "train-moco" / "train.json").write_text("{}")
+    (root / "checkup-local").mkdir()  # a check-up: a trace to replay, but not a run to list or prune
+    shutil.copy(RECORDED / "trace.jsonl", root / "checkup-local" / "trace.jsonl")
     return root
 
 
@@ -52,7 +54,7 @@ def test_list_shows_every_run_with_its_numbers(runs):
     assert rows[1]["best_score"] == 0.05 and rows[1]["tokens_in"] == 3336 and rows[1]["stop_reason"] == "max_iters"
     assert rows[0]["finished"] is False and rows[0]["iterations"] == 3  # from the trace
     table = invoke("--dir", runs).output
-    assert RECORDED.name in table and "train-moco" not in table
+    assert RECORDED.name in table and "train-moco" not in table and "checkup" not in table
 
 
 def test_list_of_an_empty_or_missing_dir_says_so(tmp_path):
@@ -66,25 +68,30 @@ def test_rm_is_a_dry_run_until_yes(runs):
     assert (runs / "20261101-090000-a-red-apple-1a2b").exists()
     result = invoke("rm", "red-apple", "kite", "--dir", runs, "--yes")
     assert result.exit_code == 0 and "deleted 2 run(s)" in result.output
-    assert sorted(p.name for p in runs.iterdir()) == [RECORDED.name, "train-moco"]
+    assert sorted(p.name for p in runs.iterdir()) == [RECORDED.name, "checkup-local", "train-moco"]
 
 
 def test_rm_refuses_what_is_not_a_run(runs):
     result = invoke("rm", runs / "train-moco", "--dir", runs, "--yes")
     assert result.exit_code == 2 and "not a drawloop run" in result.output
+    result = invoke("rm", "checkup-local", "--dir", runs, "--yes")
+    assert result.exit_code == 2 and "not drawing runs (no run.json), so not deleted" in result.output
+    shown = runner.invoke(build_app(), ["trace", "show", "checkup-local", "--dir", str(runs), "--no-thumbs"])
+    assert shown.exit_code == 0 and "trace of" in shown.output  # ... but it replays
     result = invoke("rm", "2026", "--dir", runs, "--yes")  # ambiguous: deletes nothing
     assert result.exit_code == 2 and "matches 2 runs" in result.output
-    assert len(list(runs.iterdir())) == 4
+    assert len(list(runs.iterdir())) == 5
 
 
 def test_prune_keep_and_older_than(runs):
     result = invoke("prune", "--keep", "1", "--dir", runs)
-    assert "would delete" in result.output and "2 run(s)" in result.output and len(list(runs.iterdir())) == 4
+    assert "would delete" in result.output and "2 run(s)" in result.output and len(list(runs.iterdir())) == 5
     result = invoke("prune", "--keep", "0", "--older-than", "15d", "--dir", runs, "--yes")
     assert result.exit_code == 0 and "deleted 1 run(s)" in result.output
-    assert sorted(p.name for p in runs.iterdir()) == [RECORDED.name, "20990101-000000-a-kite-ffff", "train-moco"]
+    assert sorted(p.name for p in runs.iterdir()) == [RECORDED.name, "20990101-000000-a-kite-ffff", "checkup-local",
+                                                      "train-moco"]
     assert "deleted 1 run(s)" in invoke("prune", "--keep", "1", "--dir", runs, "--yes").output
-    assert sorted(p.name for p in runs.iterdir()) == ["20990101-000000-a-kite-ffff", "train-moco"]
+    assert sorted(p.name for p in runs.iterdir()) == ["20990101-000000-a-kite-ffff", "checkup-local", "train-moco"]
     assert "nothing to prune" in invoke("prune", "--older-than", "1d", "--dir", runs, "--yes").output
 
 

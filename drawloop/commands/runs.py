@@ -7,7 +7,8 @@
     drawloop runs prune --older-than 7d    # dry run; add --yes to delete
     drawloop runs prune --keep 20 --yes    # keep the 20 newest
 
-Only directories that look like runs (run.json or trace.jsonl inside) are ever listed or deleted.
+Only drawing runs (directories with a run.json) are ever listed or deleted: a check-up or a
+dataset directory in the same place is left alone.
 With both --older-than and --keep, a run goes only if both rules say so.
 """
 
@@ -174,9 +175,9 @@ def rm_command(
     except RunNotFound as exc:
         err_console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2)
-    not_dirs = [str(p) for p in paths if not is_run_dir(p)]
-    if not_dirs:
-        err_console.print(f"[red]error:[/] not run directories: {', '.join(not_dirs)}")
+    not_runs = [str(p) for p in paths if not is_run_dir(p)]
+    if not_runs:  # a check-up or a dataset also has a trace, but holds far more than one drawing
+        err_console.print(f"[red]error:[/] not drawing runs (no run.json), so not deleted: {', '.join(not_runs)}")
         raise typer.Exit(2)
     unique = list(dict.fromkeys(p.resolve() for p in paths))
     _delete([run_summary(p) for p in unique], yes, "remove")

@@ -234,6 +234,12 @@ def load_run(path: str | Path) -> RunTrace:
 # -- finding runs -------------------------------------------------------------------------------
 
 def is_run_dir(path: Path) -> bool:
+    """A drawing run: what `drawloop draw` makes (run.json), the only kind `drawloop runs` lists or deletes."""
+    return path.is_dir() and (path / "run.json").is_file()
+
+
+def has_trace(path: Path) -> bool:
+    """Anything with a trace to replay: a run, a batch's work directory, a check-up."""
     return path.is_dir() and ((path / "run.json").is_file() or (path / "trace.jsonl").is_file())
 
 
@@ -245,12 +251,14 @@ def _created(run_dir: Path) -> float:
         return run_dir.stat().st_mtime
 
 
-def list_runs(runs_dir: str | Path) -> list[Path]:
-    """Run directories under runs_dir, oldest first; other folders (training runs, ...) are skipped."""
+def list_runs(runs_dir: str | Path, traces: bool = False) -> list[Path]:
+    """Run directories under runs_dir, oldest first; with traces=True also other directories with a
+    trace.jsonl (check-ups). Other folders (training runs, ...) are skipped."""
     root = Path(runs_dir)
     if not root.is_dir():
         return []
-    return sorted((p for p in root.iterdir() if is_run_dir(p)), key=lambda p: (_created(p), p.name))
+    keep = has_trace if traces else is_run_dir
+    return sorted((p for p in root.iterdir() if keep(p)), key=lambda p: (_created(p), p.name))
 
 
 def find_run(spec: str | Path, runs_dir: str | Path = "runs") -> Path:
@@ -260,10 +268,10 @@ def find_run(spec: str | Path, runs_dir: str | Path = "runs") -> Path:
     if path.is_file() and path.suffix == ".jsonl":
         return path
     if path.is_dir():
-        if is_run_dir(path):
+        if has_trace(path):
             return path
         raise RunNotFound(f"{path} is not a drawloop run (no run.json or trace.jsonl in it)")
-    runs = list_runs(runs_dir)
+    runs = list_runs(runs_dir, traces=True)
     if str(spec) in ("latest", "last"):
         if not runs:
             raise RunNotFound(f"no runs in {runs_dir}")
