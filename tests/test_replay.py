@@ -84,6 +84,7 @@ def test_fresh_run_shows_failures_review_nodes_and_code_diffs(fresh_run):
     text = text_of(render_run(trace, diff=True, thumbs=True, thumb_width=20), colour=True)
     assert "render failed" in text  # the placeholder where the drawing would be
     assert "code diff vs #0: +" in text and "code identical to #1" in text
+    assert text.count("- add more detail") == 1 and "same feedback as #1" in text  # repeats are not reprinted
     assert "★ best" in text and "stop: max_iters" in text
     data = run_to_dict(trace, diff=True)
     (thread,) = data["threads"]

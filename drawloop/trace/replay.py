@@ -449,7 +449,8 @@ def _feedback(step: Step | None, width: int = 100) -> Text | None:
     return Text("\n".join(shown), style="italic")
 
 
-def _steps_table(trace: RunTrace, iteration: Iteration) -> Table:
+def _steps_table(trace: RunTrace, iteration: Iteration, repeats: int | None = None) -> Table:
+    """The node rows; `repeats` names the earlier iteration whose feedback this one repeats word for word."""
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
     table.add_column(justify="right", no_wrap=True)
@@ -459,7 +460,7 @@ def _steps_table(trace: RunTrace, iteration: Iteration) -> Table:
         table.add_row(step.node, _seconds(step.seconds), _tokens(step.tokens_in, step.tokens_out),
                       _step_detail(trace, step))
         if step.node == "critique" and not step.error:
-            feedback = _feedback(step)
+            feedback = _feedback(step) if repeats is None else Text(f"same feedback as #{repeats}", style="dim")
             if feedback is not None:
                 table.add_row("", "", "", feedback)
     return table
@@ -581,9 +582,13 @@ def render_run(trace: RunTrace, thread: str | None = None, diff: bool = False, t
         return Group(*parts)
     for t in _selected(trace, thread):
         tree = Tree(_thread_label(t), guide_style="dim")
+        said: dict[str, int] = {}  # feedback text -> first iteration that got it
         for i, iteration in enumerate(t.iterations):
             branch = tree.add(_iteration_label(iteration, iteration.index == t.best, trace.concept))
-            body: RenderableType = _steps_table(trace, iteration)
+            feedback = iteration._field("critique", "message")
+            body: RenderableType = _steps_table(trace, iteration, said.get(feedback) if feedback else None)
+            if feedback:
+                said.setdefault(feedback, iteration.index)
             if thumbs:
                 grid = Table.grid(padding=(0, 2))
                 grid.add_row(_thumbnail(trace, iteration, thumb_width), body)
