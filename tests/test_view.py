@@ -41,3 +41,16 @@ def test_a_review_node_that_vetoes_changes_the_row_score_and_note():
 
 def test_sparkline_clamps_to_the_unit_interval():
     assert sparkline([0.0, 1.0]) == "▁█" and sparkline([-3, 7]) == "▁█" and len(sparkline([0.5] * 4)) == 4
+
+
+def test_summary_panel_says_how_to_replay_the_run(tmp_path):
+    from drawloop.api import DrawResult
+    from drawloop.trace.view import summary_panel
+
+    attempt = {"iteration": 0, "critique": {"score": 0.5}, "recognition": {"label": "a cat"}, "usage": {}}
+    result = DrawResult(concept="a cat", run_dir=tmp_path, attempts=[attempt], best_index=0, stop_reason="patience",
+                        model="fake")
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(summary_panel(result))
+    text = console.export_text()
+    assert "best score 0.50 at iteration 0" in text and f"drawloop trace show {tmp_path} --diff" in text

@@ -128,5 +128,6 @@ def summary_panel(result: Any) -> Panel:
         f"  ·  tokens in/out {data['usage']['tokens_in']}/{data['usage']['tokens_out']}",
         f"[bold]model[/] {data['model']}",
         f"[bold]run[/] {data['run_dir']}  (best.png, contact_sheet.png, trace.jsonl)",
+        f"[bold]replay[/] drawloop trace show {data['run_dir']} --diff",
     ]
     return Panel("\n".join(lines), title=data["concept"], expand=False)
