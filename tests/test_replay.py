@@ -127,6 +127,17 @@ def test_a_v0_trace_replays_like_the_v1_trace(recorded):
     assert run_to_dict(load_run(recorded)) == run_to_dict(load_run(RECORDED)) | {"run": str(recorded)}
 
 
+def test_costs_show_when_the_trace_knows_them(recorded):
+    lines = [json.loads(line) for line in (recorded / "trace.jsonl").read_text().splitlines()]
+    for record in lines:
+        if record["node"] == "draw" and record["phase"] == "end":
+            record["cost_usd"] = 0.0015
+    (recorded / "trace.jsonl").write_text("\n".join(map(json.dumps, lines)) + "\n")
+    text = text_of(render_run(load_run(recorded), thumbs=False))
+    assert text.count("$0.0015") == 3 and "$0.0045" in text
+    assert "$" not in text_of(render_run(load_run(RECORDED), thumbs=False))
+
+
 def test_threads_are_kept_apart_and_can_be_selected(recorded):
     lines = (recorded / "trace.jsonl").read_text().splitlines()
     other = [json.dumps({**json.loads(line), "thread": "cat-0001"}) for line in lines[:9]]

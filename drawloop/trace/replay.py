@@ -510,6 +510,8 @@ def _iteration_label(iteration: Iteration, best: bool, concept: str) -> Text:
     tokens = _tokens(*iteration.tokens)
     if tokens:
         label.append(f" · {tokens}", style="dim")
+    if iteration.cost_usd is not None:
+        label.append(f" · ${iteration.cost_usd:.4f}", style="dim")
     return label
 
 
@@ -550,6 +552,9 @@ def _thread_label(thread: ThreadTrace) -> Text:
     label.append(f"  stop: {thread.stop_reason or 'not yet'}", style="bold" if thread.stop_reason else "yellow")
     tokens_in, tokens_out = thread.tokens
     label.append(f"\n{_seconds(thread.seconds)} in nodes · tokens {tokens_in} in / {tokens_out} out", style="dim")
+    costs = [it.cost_usd for it in thread.iterations if it.cost_usd is not None]
+    if costs:
+        label.append(f" · ${sum(costs):.4f}", style="dim")
     return label
 
 
