@@ -20,8 +20,8 @@ NODES = ["draw", "render", "recognize", "critique", "decide"]
 REFUSED_SVG = '```svg\n<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>\n```'
 
 
-def text_of(renderable, colour: bool = False) -> str:
-    console = Console(width=160, record=True, file=io.StringIO(), force_terminal=colour,
+def text_of(renderable, colour: bool = False, width: int = 160) -> str:
+    console = Console(width=width, record=True, file=io.StringIO(), force_terminal=colour,
                       color_system="truecolor" if colour else None)
     console.print(renderable)
     return console.export_text()
@@ -73,6 +73,11 @@ def test_thumbnails_come_from_the_png_artifacts():
     text = text_of(render_run(trace, thumbs=True, thumb_width=16), colour=True)
     assert text.count("▀" * 16) == 3 * 8  # three 16 x 16-pixel drawings, 8 rows each
     assert "▀" not in text_of(render_run(trace, thumbs=False))
+    console = Console(width=80, record=True, file=io.StringIO(), force_terminal=True, color_system="truecolor")
+    console.print(render_run(trace, thumbs=True, thumb_width=16))
+    narrow = console.export_text().splitlines()
+    critique = next(line for line in narrow if "critique" in line)
+    assert "▀" not in critique and "0.05  sanity 0.00" in critique  # the thumbnail went above the rows
 
 
 def test_fresh_run_shows_failures_review_nodes_and_code_diffs(fresh_run):

@@ -576,6 +576,22 @@ def threads_table(trace: RunTrace) -> Table:
     return table
 
 
+class BesideOrAbove:
+    """The thumbnail beside the node rows where the terminal is wide enough, above them where not."""
+
+    def __init__(self, thumb: Thumbnail, rows: Table, min_rows_width: int = 70):
+        self.thumb, self.rows, self.min_rows_width = thumb, rows, min_rows_width
+
+    def __rich_console__(self, console, options):
+        if options.max_width - self.thumb.width - 2 >= self.min_rows_width:
+            grid = Table.grid(padding=(0, 2))
+            grid.add_row(self.thumb, self.rows)
+            yield grid
+        else:
+            yield self.thumb
+            yield self.rows
+
+
 def render_run(trace: RunTrace, thread: str | None = None, diff: bool = False, thumbs: bool = True,
                thumb_width: int = 20, all_threads: bool = False) -> RenderableType:
     """The replay as rich renderables: a header, then per thread a tree of iterations -> nodes
@@ -595,9 +611,7 @@ def render_run(trace: RunTrace, thread: str | None = None, diff: bool = False, t
             if feedback:
                 said.setdefault(feedback, iteration.index)
             if thumbs:
-                grid = Table.grid(padding=(0, 2))
-                grid.add_row(_thumbnail(trace, iteration, thumb_width), body)
-                body = grid
+                body = BesideOrAbove(_thumbnail(trace, iteration, thumb_width), body)
             branch.add(body)
             if diff and i > 0:
                 branch.add(_diff_text(code_diff(trace, t.iterations[i - 1], iteration), t.iterations[i - 1].index))
