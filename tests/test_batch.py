@@ -170,6 +170,27 @@ def test_finished_thread_is_read_back_not_redrawn(tmp_path, saver):
         {"configurable": {"thread_id": job.thread_id}}).values
 
 
+def test_thread_killed_after_decide_wrote_but_before_its_checkpoint_resumes(tmp_path, saver):
+    """The trap: decide's writes are saved, the checkpoint that plans the next step is not. Then
+    get_state() shows next == () with stop_reason None; the thread must resume, not be committed."""
+    drawer = SeedDrawer()
+    graphs = make_cache(tmp_path, saver, drawer, max_iters=3)
+    runner = BatchRunner(graphs, concurrency=1)
+    job = jobs(1)[0]
+    full = runner.worker(job)
+    graph, config = graphs.graph(job.temperature), {"configurable": {"thread_id": job.thread_id}}
+    history = list(reversed(list(graph.get_state_history(config))))
+    cut = next(s for s in history if s.next == ("decide",)).config["configurable"]["checkpoint_id"]
+    for table in ("checkpoints", "writes"):   # as if killed right after decide's writes were stored
+        saver.conn.execute(f"DELETE FROM {table} WHERE thread_id = ? AND checkpoint_id > ?", (job.thread_id, cut))
+    saver.conn.commit()
+    trap = graph.get_state(config)
+    assert trap.next == () and len(trap.values["attempts"]) == 1 and trap.values["stop_reason"] is None
+    again = runner.worker(job)
+    assert again.ok and again.resumed and again.state["stop_reason"] == "max_iters"
+    assert [a["image"] for a in again.state["attempts"]] == [a["image"] for a in full.state["attempts"]]
+
+
 def test_drawing_error_explains_a_thread_without_a_picture():
     assert drawing_error({"attempts": []}) == "the thread finished without any attempt"
     state = {"attempts": [{"draw_error": "no svg"}, {"render_error": "too big"}], "best": 0}

@@ -222,14 +222,20 @@ class ThreadWorker:
         graph = self.graphs.graph(job.temperature)
         config = {"configurable": {"thread_id": job.thread_id, "run_id": self.run_id, "seed": job.thread_seed}}
         snapshot = graph.get_state(config)
-        resumed = bool(snapshot.values)
-        if not resumed or snapshot.next:
+        resumed = bool(snapshot.values or snapshot.tasks)
+        # Not `snapshot.next`: that leaves out tasks whose writes were saved before the kill, so a
+        # thread killed right after `decide` (next step not yet planned) would look finished.
+        if not resumed or snapshot.tasks:
             first = None if resumed else {"concept": job.concept, "language": self.language, "attempts": []}
             for chunk in graph.stream(first, config, stream_mode="custom"):
                 if self.on_event:
                     self.on_event(TraceEvent.from_dict(chunk))
-        state = dict(graph.get_state(config).values)
-        return ThreadOutcome(job, state, drawing_error(state), resumed, time.perf_counter() - start)
+            snapshot = graph.get_state(config)
+        state = dict(snapshot.values)
+        error = drawing_error(state)
+        if error is None and (snapshot.tasks or not state.get("stop_reason")):
+            error = "the thread stopped before its loop decided to stop"  # never commit half a thread
+        return ThreadOutcome(job, state, error, resumed, time.perf_counter() - start)
 
     def forget(self, job: ThreadJob) -> None:
         """Drop a committed or failed thread's checkpoints: the manifest holds what matters."""

@@ -1,0 +1,231 @@
+"""`drawloop dataset`: build, inspect and re-curate datasets of drawings.
+
+    drawloop dataset build --concepts shapes --samples 2 --out data/shapes --max-iters 2
+    drawloop dataset build --concepts all --samples 20 --out data/llm --concurrency 32 \\
+        --model openai:qwen2.5-coder --base-url http://gpu-box:8000/v1
+    drawloop dataset build --concepts my_concepts.txt --samples 5 --out data/mine   # one concept a line
+    drawloop dataset info data/shapes                 # done / failed / pending per level, failure reasons
+    drawloop dataset curate data/shapes --dedup 0.9   # another near-duplicate threshold, no redrawing
+
+Kill a build at any moment (Ctrl-C, SIGKILL, a reboot) and run the same command again: it resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter, deque
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console, Group
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from drawloop.dataset.reader import DatasetError
+    from drawloop.graphs.batch import BatchAborted
+    from drawloop.llm import LLMError
+    from drawloop.local_model import LocalModelError
+
+    return (ValueError, LLMError, LocalModelError, BatchAborted, DatasetError, FileNotFoundError)
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+class BatchView:
+    """The live display: a bar, counts, throughput, tokens, ETA, the latest drawings."""
+
+    def __init__(self, title: str):
+        self.title = title
+        self.stats = None
+        self.recent: deque[str] = deque(maxlen=4)
+
+    def progress(self, stats) -> None:
+        self.stats = stats
+
+    def drawing(self, record: dict) -> None:
+        mark = "[green]right[/]" if record.get("recognized") else "[red]wrong[/]"
+        self.recent.appendleft(f"{record['concept']} #{record['sample']}  score {record['score']:.2f} {mark}"
+                               f"  ({record['iterations']} it)")
+
+    def __rich__(self):
+        s = self.stats
+        if s is None:
+            return Text(f"{self.title}\nstarting...")
+        finished = s.done + s.failed
+        bar = ProgressBar(total=max(1, s.total), completed=finished, width=50)
+        line = Table.grid(padding=(0, 1))
+        line.add_row(bar, Text(f"{finished}/{s.total}  {100 * finished / max(1, s.total):.0f}%"))
+        earlier = f" ({s.done_before} earlier)" if s.done_before else ""
+        parts = [
+            Text.from_markup(f"[bold]{self.title}[/]"), line,
+            Text.from_markup(f"done [green]{s.done}[/]{earlier} · failed [red]{s.failed}[/] · running "
+                             f"[cyan]{s.running}[/] · pending {s.pending} · retried {s.retries}"),
+            Text(f"{s.per_minute:.1f} drawings/min · tokens {s.tokens_in:,} in / {s.tokens_out:,} out · "
+                 f"elapsed {_clock(s.elapsed)} · ETA {_clock(s.eta_seconds)}"),
+        ]
+        parts += [Text.from_markup(f"  [dim]latest:[/] {line}") for line in self.recent]
+        if s.last_error:
+            parts.append(Text(f"last error: {s.last_error[:160]}", style="yellow"))
+        return Group(*parts)
+
+
+def build_command(
+    concepts: str = typer.Option(..., "--concepts", "-c", help="Levels (shapes,objects,scenes,compositions,"
+                                 "effects,relations), 'all', or a file with one concept per line."),
+    samples: int = typer.Option(..., "--samples", "-n", min=1, help="Drawings per concept."),
+    out: Path = typer.Option(..., "--out", "-o", help="Dataset folder (created; rerun to resume)."),
+    concurrency: int = typer.Option(4, "--concurrency", "-k", min=1, max=1024,
+                                    help="Threads drawing at once (the local model gets as many slots, up to 8)."),
+    model: Optional[str] = typer.Option(None, help="local | local:/path.gguf | openai:NAME (default: local)."),
+    base_url: Optional[str] = typer.Option(None, help="Any OpenAI-compatible server, e.g. http://host:8000/v1."),
+    max_iters: int = typer.Option(3, help="Attempts per drawing at most."),
+    patience: int = typer.Option(2, help="Stop a drawing after this many attempts without improvement."),
+    temperature: float = typer.Option(0.7, help="Mean sampling temperature of the drawer."),
+    spread: float = typer.Option(0.2, help="Each drawing's temperature is drawn from mean ± spread."),
+    seed: int = typer.Option(0, help="Build seed: every drawing's seed derives from it."),
+    size: int = typer.Option(256, help="Render size in pixels."),
+    language: str = typer.Option("svg", help="Drawing language: svg or python."),
+    tries: int = typer.Option(3, min=1, help="Tries per drawing before it is recorded as failed."),
+    dedup: float = typer.Option(0.97, help="Near-duplicate threshold (cosine similarity of image features)."),
+    dedup_scope: str = typer.Option("concept", help="concept: copies within a concept; global: across all."),
+    embedder: str = typer.Option("efficientnet-lite0", help="Image features: efficientnet-lite0 | thumbnail."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Use only N concepts, spread evenly over the selection."),
+    retry_failed: bool = typer.Option(False, help="Give drawings that failed for good a fresh set of tries."),
+    as_json: bool = typer.Option(False, "--json", help="No live view; print a JSON summary at the end."),
+) -> None:
+    """Draw every concept N times into a resumable, deduplicated, FAISS-indexed dataset."""
+    from drawloop.config import Settings
+    from drawloop.dataset import build_dataset
+
+    try:
+        settings = Settings.from_env(model=model, base_url=base_url, max_iters=max_iters, patience=patience,
+                                     temperature=temperature, size=size, language=language, seed=seed)
+        view = BatchView(f"drawloop dataset build · {out} · {settings.model} · {concurrency} at a time")
+        log = (lambda _: None) if as_json else (lambda text: console.print(f"[dim]{text}[/]"))
+        kwargs = dict(concurrency=concurrency, tries=tries, seed=seed, spread=spread, dedup=dedup,
+                      dedup_scope=dedup_scope, embedder=embedder, limit=limit, retry_failed=retry_failed, log=log)
+        if as_json:
+            result = build_dataset(concepts, samples, out, settings, **kwargs)
+        else:
+            from rich.live import Live
+
+            with Live(view, console=console, refresh_per_second=2, transient=False):
+                result = build_dataset(concepts, samples, out, settings, on_progress=view.progress,
+                                       on_drawing=view.drawing, **kwargs)
+    except KeyboardInterrupt:
+        err_console.print(f"[yellow]interrupted.[/] Every finished drawing is saved; run the same command to "
+                          f"resume into {out}.")
+        os._exit(130)  # threads blocked on the model would delay exit; everything durable is on disk
+    except _known_errors() as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        if out.exists():
+            err_console.print(f"finished drawings are saved; fix the cause and run the same command to resume.")
+        raise typer.Exit(2)
+    if as_json:
+        print(json.dumps({"out": str(out), "counts": result.counts, "stats": result.stats.to_dict(),
+                          "summary": result.summary}, indent=2, default=str))
+        return
+    _print_summary(out, result.summary, result.counts)
+
+
+def _print_summary(out: Path, summary: dict, counts: dict) -> None:
+    table = Table(title=f"{out}: {summary['kept']} drawings kept", show_lines=False)
+    for name in ("level", "concepts", "drawings", "kept", "duplicates", "failed", "mean score", "recognized",
+                 "diversity"):
+        table.add_column(name, justify="left" if name == "level" else "right")
+    for level, s in summary["levels"].items():
+        table.add_row(level, str(s["concepts"]), str(s["drawings"]), str(s["kept"]), str(s["duplicates"]),
+                      str(s["failed"]), f"{s['score'].get('mean', 0):.2f}" if s["score"] else "–",
+                      f"{100 * s['recognized']:.0f}%" if s["recognized"] is not None else "–",
+                      f"{s['diversity'].get('mean', 0):.2f}" if s["diversity"] else "–")
+    console.print(table)
+    if counts.get("pending"):
+        console.print(f"[yellow]{counts['pending']} drawings still pending[/]: run the same command to finish.")
+    console.print(f"card: {out / 'README.md'}   contact sheets: {out / 'contact_sheets'}")
+
+
+def info_command(
+    root: Path = typer.Argument(..., help="A dataset folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Where a build stands: done / failed / pending per level, settings, why drawings failed."""
+    from drawloop.dataset.manifest import Manifest
+
+    if not (root / "manifest.sqlite").is_file():
+        err_console.print(f"[red]error:[/] {root} is not a drawloop dataset (no manifest.sqlite)")
+        raise typer.Exit(2)
+    with Manifest(root / "manifest.sqlite") as manifest:
+        jobs, info, failures = manifest.jobs(), manifest.info(), manifest.failures()
+    levels: dict[str, Counter] = {}
+    for job in jobs:
+        levels.setdefault(job.level, Counter())[job.status] += 1
+    duplicates = 0
+    if (root / "metadata.jsonl").is_file():
+        duplicates = sum(1 for line in (root / "metadata.jsonl").read_text().splitlines()
+                         if line.strip() and json.loads(line).get("duplicate"))
+    reasons = Counter(f["reason"].split(";")[-1].strip()[:100] for f in failures)
+    report = {"root": str(root), "build": info, "duplicates": duplicates,
+              "levels": {level: dict(counts) for level, counts in sorted(levels.items())},
+              "failure_reasons": reasons.most_common(10)}
+    if as_json:
+        print(json.dumps(report, indent=2, default=str))
+        return
+    table = Table(title=f"{root} · {info.get('model', '?')} · {len(jobs)} jobs")
+    for name in ("level", "done", "failed", "pending"):
+        table.add_column(name, justify="left" if name == "level" else "right")
+    for level, counts in sorted(levels.items()):
+        table.add_row(level, str(counts["done"]), str(counts["failed"]), str(counts["pending"]))
+    console.print(table)
+    console.print(f"near-duplicates set aside at the last curation: {duplicates}")
+    if reasons:
+        console.print("failed tries by reason:")
+        for reason, count in reasons.most_common(10):
+            console.print(f"  {count} × {reason}")
+    console.print(f"built with: {info.get('command', '?')}")
+
+
+def curate_command(
+    root: Path = typer.Argument(..., help="A dataset folder."),
+    dedup: Optional[float] = typer.Option(None, help="New near-duplicate threshold (cosine similarity)."),
+    dedup_scope: Optional[str] = typer.Option(None, help="concept | global."),
+    embedder: Optional[str] = typer.Option(None, help="efficientnet-lite0 | thumbnail."),
+) -> None:
+    """Re-curate and re-export a dataset (dedup, index, card, contact sheets) without drawing."""
+    from drawloop.dataset import curate_dataset
+    from drawloop.dataset.manifest import Manifest
+
+    try:
+        start = time.perf_counter()
+        summary = curate_dataset(root, dedup=dedup, embedder=embedder, dedup_scope=dedup_scope,
+                                 log=lambda text: console.print(f"[dim]{text}[/]"))
+        with Manifest(root / "manifest.sqlite") as manifest:
+            counts = manifest.counts()
+    except _known_errors() as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2)
+    _print_summary(root, summary, counts)
+    console.print(f"[dim]curated in {time.perf_counter() - start:.1f}s[/]")
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(help="Datasets of drawings: build (resumable, concurrent), info, curate.",
+                        no_args_is_help=True)
+    group.command("build")(build_command)
+    group.command("info")(info_command)
+    group.command("curate")(curate_command)
+    app.add_typer(group, name="dataset")

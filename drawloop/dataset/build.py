@@ -1,0 +1,285 @@
+"""Build a dataset: plan the jobs, draw them concurrently and durably, then curate and export.
+
+    result = build_dataset("shapes", samples=2, out="data/shapes", settings=Settings.from_env(max_iters=2),
+                           concurrency=4)
+    result.stats.done, result.summary["kept"], result.root / "README.md"
+
+    curate_dataset("data/shapes", dedup=0.9)      # re-curate and re-export with another threshold
+
+A drawing counts as done only once its PNG and code are on disk (written atomically, fsync'd) and
+its row is committed to manifest.sqlite. Kill the process at any moment and run the same command
+again: committed drawings are kept as they are, threads that were half-way resume from their last
+checkpoint (work/checkpoints.sqlite), nothing is drawn twice and nothing committed is lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import os
+import shlex
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from drawloop.config import Settings
+from drawloop.dataset import export
+from drawloop.dataset.curate import EMBEDDERS, SCOPES, curate, make_embedder
+from drawloop.dataset.manifest import JobRow, Manifest
+from drawloop.dataset.plan import plan_jobs, select_concepts
+from drawloop.graphs.batch import BatchRunner, BatchStats, GraphCache, ThreadJob, ThreadOutcome
+from drawloop.runs import CODE_SUFFIX, ArtifactStore
+from drawloop.state import attempt_score
+from drawloop.trace.events import TraceEvent, TraceWriter
+
+MAX_LOCAL_SLOTS = 8        # llama.cpp slots for the embedded model; each gets its own 4k context
+FIXED_SETTINGS = ("language", "size")   # a dataset mixes no canvas sizes or drawing languages
+
+
+@dataclass
+class BuildResult:
+    root: Path
+    stats: BatchStats
+    summary: dict[str, Any] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)   # this selection's jobs: pending/done/failed
+
+
+class SharedArtifactStore(ArtifactStore):
+    """ArtifactStore for many threads of one process: each writer gets its own temp file, since
+    two threads drawing the same picture would otherwise share (and tear) one."""
+
+    def put(self, data: bytes | str, suffix: str) -> str:
+        blob = data.encode("utf-8") if isinstance(data, str) else data
+        digest = hashlib.sha256(blob).hexdigest()
+        rel = Path("artifacts") / digest[:2] / f"{digest}{suffix}"
+        target = self.run_dir / rel
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+            tmp.write_bytes(blob)
+            os.replace(tmp, target)
+        return rel.as_posix()
+
+
+@contextlib.contextmanager
+def shared_checkpointer(path: Path):
+    """One SQLite checkpoint DB for the whole batch, every thread keyed by its thread_id.
+    SqliteSaver serialises access through one connection and a lock; WAL with synchronous=NORMAL
+    survives a killed process (not a power cut, which costs at most the last checkpoints: the
+    threads redo those nodes). Measured in bench/batch.py against one file per thread."""
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, check_same_thread=False, timeout=60)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    try:
+        yield SqliteSaver(conn)
+    finally:
+        conn.close()
+
+
+def _usage(attempts: list[dict]) -> dict[str, int]:
+    totals = {"tokens_in": 0, "tokens_out": 0}
+    for attempt in attempts:
+        for part in (attempt.get("usage"), (attempt.get("recognition") or {}).get("usage"),
+                     (attempt.get("critique") or {}).get("usage")):
+            for key in totals:
+                totals[key] += int((part or {}).get(key) or 0)
+    return totals
+
+
+def drawing_record(job: JobRow, outcome: ThreadOutcome, png: bytes, model: str, settings: Settings) -> dict:
+    """The metadata row of one finished drawing (what metadata.jsonl says about it)."""
+    state, best = outcome.state, outcome.best
+    attempts = state.get("attempts") or []
+    recognition = best.get("recognition") or {}
+    critique = best.get("critique") or {}
+    code = best.get("code", "")
+    folder = f"images/{job.slug}/{job.id}"
+    return {
+        "id": job.id, "concept": job.concept, "level": job.level, "category": job.category, "slug": job.slug,
+        "sample": job.sample, "language": best.get("language", settings.language), "size": settings.size,
+        "image": folder + ".png", "code": folder + CODE_SUFFIX.get(best.get("language", "svg"), ".txt"),
+        "score": round(attempt_score(best), 4), "scores": critique.get("scores") or {},
+        "recognition": {k: recognition.get(k) for k in ("label", "correct", "confidence", "source")},
+        "recognized": bool(recognition.get("correct")),
+        "choices": list(state.get("choices") or []),
+        "iterations": len(attempts), "best_iteration": state.get("best"), "stop_reason": state.get("stop_reason"),
+        "scores_by_iteration": [round(attempt_score(a), 4) for a in attempts],
+        "model": model, "seed": outcome.job.thread_seed, "temperature": job.temperature,
+        "tries": outcome.job.tries + 1, "thread_id": outcome.job.thread_id,
+        "png_sha256": hashlib.sha256(png).hexdigest(), "code_sha256": hashlib.sha256(code.encode()).hexdigest(),
+        **_usage(attempts),
+        "seconds": round(sum(sum((a.get("seconds") or {}).values()) for a in attempts), 3),
+    }
+
+
+def _model_name(settings: Settings, agents: dict | None = None) -> str:
+    """What metadata says drew the pictures: provider:model, or the class of a custom drawer."""
+    from drawloop.llm import parse_model_spec
+
+    drawer = (agents or {}).get("drawer")
+    if drawer is not None and not isinstance(drawer, str):
+        return f"custom:{type(drawer).__name__}"
+    provider, name = parse_model_spec(settings.model)
+    return f"{provider}:{Path(name).name if provider == 'local' else name}"
+
+
+def _check_settings(manifest: Manifest, settings: Settings, root: Path) -> None:
+    info = manifest.info()
+    for key in FIXED_SETTINGS:
+        if key in info and info[key] != getattr(settings, key):
+            raise ValueError(f"{root} was built with --{key} {info[key]}; rerun with the same --{key} or "
+                             f"use another --out (a dataset does not mix {key}s)")
+
+
+def _missing_files(root: Path, jobs: list[JobRow]) -> list[str]:
+    """Done jobs whose PNG is in neither images/ nor duplicates/ (deleted by hand?): redraw them."""
+    return [job.id for job in jobs if job.status == "done"
+            and not (root / f"images/{job.slug}/{job.id}.png").exists()
+            and not (root / f"duplicates/{job.slug}/{job.id}.png").exists()]
+
+
+def build_dataset(concepts: str, samples: int, out: str | Path, settings: Settings | None = None, *,
+                  concurrency: int = 4, tries: int = 3, seed: int = 0, spread: float = 0.2,
+                  dedup: float = 0.97, dedup_scope: str = "concept", embedder: str = "efficientnet-lite0",
+                  limit: int | None = None,
+                  retry_failed: bool = False, models=None, agents: dict | None = None, executor=None,
+                  on_progress: Callable[[BatchStats], None] | None = None,
+                  on_event: Callable[[TraceEvent], None] | None = None,
+                  on_drawing: Callable[[dict], None] | None = None,
+                  log: Callable[[str], None] = lambda _: None, command: str | None = None) -> BuildResult:
+    """Draw `samples` drawings of every selected concept into `out`, resumably; then curate and export.
+
+    `models`: an open ModelHandle to reuse (else one is opened, and closed at the end); `agents`:
+    instances or names for drawer/renderer/recognizer/critic; `executor`: see graphs/batch.py."""
+    settings = settings or Settings.from_env()
+    root = Path(out)
+    planned = plan_jobs(select_concepts(concepts, limit), samples, seed, settings.temperature, spread)
+    if embedder not in EMBEDDERS:
+        raise ValueError(f"unknown embedder {embedder!r}; choose one of {', '.join(EMBEDDERS)}")
+    if not 0 < dedup <= 1:
+        raise ValueError(f"--dedup is a cosine similarity in (0, 1], got {dedup}")
+    if dedup_scope not in SCOPES:
+        raise ValueError(f"--dedup-scope must be one of {', '.join(SCOPES)}")
+    command = command or shlex.join([
+        "drawloop", "dataset", "build", "--concepts", concepts, "--samples", str(samples), "--out", str(out),
+        "--concurrency", str(concurrency), "--model", settings.model, "--max-iters", str(settings.max_iters),
+        "--seed", str(seed)] + (["--limit", str(limit)] if limit else []))
+    model_name = _model_name(settings, agents)
+    root.mkdir(parents=True, exist_ok=True)
+    with Manifest(root / "manifest.sqlite") as manifest:
+        _check_settings(manifest, settings, root)
+        manifest.add_jobs(planned)
+        ids = {job.id for job in planned}
+        if retry_failed:
+            manifest.reopen([job.id for job in manifest.jobs("failed", ids)], reset_tries=True)
+        manifest.reopen(_missing_files(root, manifest.jobs("done", ids)))
+        manifest.set_info({**{k: getattr(settings, k) for k in FIXED_SETTINGS},
+                           "model": model_name, "max_iters": settings.max_iters,
+                           "patience": settings.patience, "temperature": settings.temperature, "spread": spread,
+                           "seed": seed, "dedup": dedup, "dedup_scope": dedup_scope, "embedder": embedder,
+                           "command": command})
+        pending = manifest.jobs("pending", ids)
+        failed = len(manifest.jobs("failed", ids))
+        done = len(ids) - len(pending) - failed
+        stats = BatchStats(total=len(ids), done=done, done_before=done, failed=failed)
+        if pending:
+            stats = _draw(root, manifest, pending, settings, model_name, concurrency, tries, models, agents,
+                          executor, on_progress, on_event, on_drawing, log, stats)
+        counts = manifest.counts(ids)
+    summary = curate_dataset(root, log=log)
+    return BuildResult(root, stats, summary, counts)
+
+
+def _draw(root, manifest, pending, settings, model_name, concurrency, tries, models, agents, executor,
+          on_progress, on_event, on_drawing, log, stats) -> BatchStats:
+    from drawloop.llm import open_model, parse_model_spec
+
+    if models is None and parse_model_spec(settings.model)[0] == "local" and not settings.base_url:
+        settings = dataclasses.replace(settings, parallel=max(settings.parallel, min(concurrency, MAX_LOCAL_SLOTS)))
+    # No model to open when every agent that would need one came as an instance.
+    given = agents or {}
+    owned = models is None and not all(given.get(k) is not None and not isinstance(given.get(k), str)
+                                        for k in ("drawer", "recognizer", "critic"))
+    models = open_model(settings) if owned else models
+    if owned:
+        log(f"starting the model: {settings.model}")
+        models.open()
+    rows = {job.id: job for job in pending}
+    store = SharedArtifactStore(root / "work")
+
+    def commit(outcome: ThreadOutcome) -> None:
+        job = rows[outcome.job.id]
+        png = store.read(outcome.best["image"])
+        record = drawing_record(job, outcome, png, model_name, settings)
+        export.write_atomic(root / record["image"], png)
+        export.write_atomic(root / record["code"], outcome.best.get("code", ""))
+        manifest.commit(job.id, record)    # only now is the drawing done
+        if on_drawing:
+            on_drawing(record)
+
+    def failure(job: ThreadJob, reason: str, final: bool) -> None:
+        manifest.fail(job.id, reason, final)
+
+    try:
+        with shared_checkpointer(root / "work" / "checkpoints.sqlite") as saver, \
+                TraceWriter(root / "work" / "trace.jsonl") as trace:
+            def event(e: TraceEvent) -> None:
+                trace.write(e)
+                if on_event:
+                    on_event(e)
+
+            graphs = GraphCache(settings, models, store, saver, agents=agents)
+            runner = BatchRunner(graphs, concurrency=concurrency, max_tries=tries, run_id=root.name,
+                                 executor=executor, on_event=event)
+            runner.stats = stats
+            jobs = [ThreadJob(job.id, job.concept, job.seed, job.temperature, job.tries) for job in pending]
+            log(f"drawing {len(jobs)} threads ({stats.done} of {stats.total} already done), "
+                f"{concurrency} at a time")
+            return runner.run(jobs, commit, on_failure=failure, on_progress=on_progress, total=stats.total,
+                              done_before=stats.done)
+    finally:
+        if owned:
+            models.close()
+
+
+def curate_dataset(root: str | Path, dedup: float | None = None, embedder: str | None = None,
+                   dedup_scope: str | None = None, log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """Embed, dedup, place files, and write metadata.jsonl, curated.txt, the index, the contact
+    sheets and README.md from what the manifest holds. Idempotent; returns the summary."""
+    root = Path(root)
+    if not (root / "manifest.sqlite").is_file():
+        raise ValueError(f"{root} is not a drawloop dataset (no manifest.sqlite)")
+    with Manifest(root / "manifest.sqlite") as manifest:
+        info = manifest.info()
+        if dedup is not None and not 0 < dedup <= 1:
+            raise ValueError(f"--dedup is a cosine similarity in (0, 1], got {dedup}")
+        if dedup_scope is not None and dedup_scope not in SCOPES:
+            raise ValueError(f"--dedup-scope must be one of {', '.join(SCOPES)}")
+        if embedder is not None and embedder not in EMBEDDERS:
+            raise ValueError(f"unknown embedder {embedder!r}; choose one of {', '.join(EMBEDDERS)}")
+        changes = {"dedup": dedup, "embedder": embedder, "dedup_scope": dedup_scope}
+        if any(v is not None for v in changes.values()):
+            manifest.set_info({k: v for k, v in changes.items() if v is not None})
+            info = manifest.info()
+        records, failures = manifest.records(), manifest.failures()
+        given_up = [dataclasses.asdict(job) for job in manifest.jobs("failed")]
+    export.sweep_strays(root, {r["id"] for r in records})
+    curation = curate(root, records, make_embedder(info.get("embedder", "efficientnet-lite0")),
+                      threshold=float(info.get("dedup", 0.97)), scope=info.get("dedup_scope", "concept"), log=log)
+    rows = export.place(root, records, curation)
+    export.write_metadata(root, rows, failures)
+    summary = export.summarize(rows, curation.diversity, given_up)
+    sheets = {}
+    for level in summary["levels"]:
+        export.contact_sheet(root, level, [r for r in rows if r["level"] == level],
+                             root / "contact_sheets" / f"{level}.png")
+        sheets[level] = f"contact_sheets/{level}.png"
+    export.write_atomic(root / "README.md", export.card(root.name, summary, info, sheets, failures))
+    log(f"exported {summary['kept']} kept drawings ({summary['duplicates']} duplicates) to {root}")
+    return summary

@@ -1,0 +1,306 @@
+"""The dataset on disk: drawing files, metadata.jsonl, curated.txt, contact sheets and the card.
+
+    write_atomic(root / "images/red-circle/red-circle-0000.png", png)   # tmp file, fsync, rename
+    rows = place(root, records, curation)        # move copies to duplicates/, rows with final paths
+    export(root, rows, curation, summary)        # metadata.jsonl, curated.txt, sheets, README.md
+
+Layout (every file here is rewritten whole and atomically, so a kill never leaves half a file):
+
+    DIR/images/<concept-slug>/<id>.png + <id>.svg    kept drawings (ImageFolder layout: slug = class)
+    DIR/duplicates/<concept-slug>/<id>.png + .svg    near-copies removed by curation (kept for audit)
+    DIR/metadata.jsonl                               one row per drawing, duplicates flagged
+    DIR/curated.txt                                  the kept image paths, one a line
+    DIR/index/                                       FAISS index of the kept drawings (vision/index.py)
+    DIR/contact_sheets/<level>.png                   a look at each level
+    DIR/README.md                                    the dataset card
+    DIR/manifest.sqlite, DIR/work/                   the build's ledger, checkpoints, artifacts, trace
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import statistics
+import threading
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+SHEET_TILE = 112
+SHEET_ROWS = 40          # concepts per contact sheet; larger levels show an even spread
+SHEET_COLUMNS = 6        # drawings per concept on a sheet
+
+
+# ---------------------------------------------------------------- files
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write a whole file or nothing: temp file beside it, fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob = data.encode("utf-8") if isinstance(data, str) else data
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    with open(tmp, "wb") as handle:
+        handle.write(blob)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _move(root: Path, rel: str, to_duplicates: bool) -> str:
+    """Move one file between images/ and duplicates/ (idempotent); returns its new relative path."""
+    name = rel.split("/", 1)[1]
+    target = f"duplicates/{name}" if to_duplicates else f"images/{name}"
+    source = f"images/{name}" if to_duplicates else f"duplicates/{name}"
+    if not (root / target).exists() and (root / source).exists():
+        (root / target).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(root / source, root / target)
+    return target
+
+
+def place(root: Path, records: list[dict], curation) -> list[dict]:
+    """Put each drawing where curation says it belongs; returns the metadata rows, sorted by id."""
+    rows = []
+    for record in sorted(records, key=lambda r: r["id"]):
+        duplicate = record["id"] in curation.duplicates
+        row = dict(record, image=_move(root, record["image"], duplicate), code=_move(root, record["code"], duplicate),
+                   duplicate=duplicate, duplicate_of=curation.duplicates.get(record["id"]),
+                   duplicate_similarity=curation.similarity.get(record["id"]))
+        rows.append(row)
+    _remove_empty_dirs(root / "images")      # an empty class folder breaks ImageFolder readers
+    _remove_empty_dirs(root / "duplicates")
+    return rows
+
+
+def _remove_empty_dirs(top: Path) -> None:
+    if not top.is_dir():
+        return
+    for folder in sorted(top.iterdir()):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    if top.name == "duplicates" and not any(top.iterdir()):
+        top.rmdir()
+
+
+def sweep_strays(root: Path, committed: set[str]) -> int:
+    """Delete drawing files that no committed drawing owns (a commit killed before its manifest
+    row, then given up) and half-written temp files; returns how many went."""
+    removed = 0
+    for top in ("images", "duplicates"):
+        for path in (root / top).rglob("*") if (root / top).is_dir() else ():
+            if path.is_file() and (path.name.startswith(".") or path.stem not in committed):
+                path.unlink()
+                removed += 1
+    return removed
+
+
+# ---------------------------------------------------------------- metadata
+
+def write_metadata(root: Path, rows: list[dict], failures: list[dict]) -> None:
+    write_atomic(root / "metadata.jsonl", "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
+    write_atomic(root / "curated.txt", "".join(row["image"] + "\n" for row in rows if not row["duplicate"]))
+    write_atomic(root / "failures.jsonl", "".join(json.dumps(f, sort_keys=True) + "\n" for f in failures))
+
+
+# ---------------------------------------------------------------- summaries
+
+def _stats(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    return {"mean": round(statistics.fmean(values), 4), "median": round(statistics.median(values), 4),
+            "min": round(min(values), 4), "max": round(max(values), 4)}
+
+
+def summarize(rows: list[dict], diversity: dict[str, float], failed: list[dict]) -> dict[str, Any]:
+    """Counts, score, recognition and diversity figures, overall and per level."""
+    levels: dict[str, dict] = {}
+    by_level: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        by_level[row["level"]].append(row)
+    failed_by_level = Counter(f.get("level") for f in failed)
+    for level, members in sorted(by_level.items()):
+        kept = [r for r in members if not r["duplicate"]]
+        concepts = sorted({r["concept"] for r in members})
+        div = [diversity[c] for c in concepts if c in diversity]
+        levels[level] = {
+            "concepts": len(concepts), "drawings": len(members), "kept": len(kept),
+            "duplicates": len(members) - len(kept), "failed": failed_by_level.get(level, 0),
+            "score": _stats([float(r.get("score") or 0) for r in kept]),
+            "recognized": round(sum(bool(r.get("recognized")) for r in kept) / len(kept), 3) if kept else None,
+            "iterations": _stats([float(r.get("iterations") or 0) for r in kept]),
+            "diversity": _stats(div),
+        }
+    kept = [r for r in rows if not r["duplicate"]]
+    ranked = sorted(diversity.items(), key=lambda kv: kv[1])
+    return {
+        "drawings": len(rows), "kept": len(kept), "duplicates": len(rows) - len(kept), "failed": len(failed),
+        "concepts": len({r["concept"] for r in rows}),
+        "score": _stats([float(r.get("score") or 0) for r in kept]),
+        "recognized": round(sum(bool(r.get("recognized")) for r in kept) / len(kept), 3) if kept else None,
+        "diversity": _stats(list(diversity.values())),
+        "least_diverse": ranked[:5], "most_diverse": ranked[::-1][:5],
+        "tokens_in": sum(int(r.get("tokens_in") or 0) for r in rows),
+        "tokens_out": sum(int(r.get("tokens_out") or 0) for r in rows),
+        "levels": levels,
+    }
+
+
+# ---------------------------------------------------------------- contact sheets
+
+def contact_sheet(root: Path, level: str, rows: list[dict], path: Path) -> Path:
+    """One row per concept (an even spread of at most SHEET_ROWS), its kept drawings side by side,
+    each captioned with its score and whether the recognizer got it right."""
+    from PIL import Image, ImageDraw
+
+    from drawloop.runs import _font
+
+    by_concept: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        if not row["duplicate"]:
+            by_concept[row["concept"]].append(row)
+    concepts = sorted(by_concept)
+    shown = concepts if len(concepts) <= SHEET_ROWS else [
+        concepts[i * len(concepts) // SHEET_ROWS] for i in range(SHEET_ROWS)]
+    label_w, caption_h, pad, header_h = 230, 16, 6, 40
+    columns = max(1, min(SHEET_COLUMNS, max((len(by_concept[c]) for c in shown), default=1)))
+    width = label_w + columns * (SHEET_TILE + pad) + pad
+    height = header_h + max(1, len(shown)) * (SHEET_TILE + caption_h + pad) + pad
+    sheet = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(sheet)
+    kept = sum(len(v) for v in by_concept.values())
+    title = f"{level}: {kept} kept drawings of {len(concepts)} concepts"
+    if len(shown) < len(concepts):
+        title += f" (showing {len(shown)} concepts)"
+    draw.text((pad, 10), title, fill="black", font=_font(18))
+    label_font, small = _font(13), _font(11)
+    for i, concept in enumerate(shown):
+        y = header_h + i * (SHEET_TILE + caption_h + pad)
+        for j, line in enumerate(_wrap(concept, 30)[:4]):
+            draw.text((pad, y + 8 + j * 16), line, fill="black", font=label_font)
+        members = sorted(by_concept[concept], key=lambda r: r["id"])[:columns]
+        for k, row in enumerate(members):
+            x = label_w + k * (SHEET_TILE + pad)
+            with Image.open(root / row["image"]) as image:
+                tile = _on_white(image).resize((SHEET_TILE, SHEET_TILE))
+            sheet.paste(tile, (x, y))
+            draw.rectangle([x - 1, y - 1, x + SHEET_TILE, y + SHEET_TILE], outline=(190, 190, 190))
+            mark = "right" if row.get("recognized") else "wrong"
+            draw.text((x, y + SHEET_TILE + 2), f"{float(row.get('score') or 0):.2f} {mark}", fill=(60, 60, 60),
+                      font=small)
+    buffer = io.BytesIO()
+    sheet.save(buffer, format="PNG")
+    write_atomic(path, buffer.getvalue())
+    return path
+
+
+def _on_white(image):
+    from PIL import Image
+
+    image = image.convert("RGBA")
+    canvas = Image.new("RGBA", image.size, (255, 255, 255, 255))
+    return Image.alpha_composite(canvas, image).convert("RGB")
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return lines + ([line] if line else [])
+
+
+# ---------------------------------------------------------------- the card
+
+def _fmt(stats: dict[str, float]) -> str:
+    if not stats:
+        return "–"
+    return f"{stats['mean']:.2f} (median {stats['median']:.2f}, {stats['min']:.2f}–{stats['max']:.2f})"
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.0f}%"
+
+
+def card(name: str, summary: dict[str, Any], build: dict[str, Any], sheets: dict[str, str],
+         failures: list[dict]) -> str:
+    """The dataset card (README.md) as Markdown."""
+    lines = [
+        f"# {name}: drawings by a language model",
+        "",
+        f"{summary['kept']} drawings of {summary['concepts']} concepts, each drawn as {build.get('language', 'svg')}"
+        f" code by `{build.get('model')}`, rendered at {build.get('size')} px and refined by drawloop's loop "
+        f"(draw → render → recognize → critique, up to {build.get('max_iters')} iterations; the best attempt is "
+        f"kept). Built with:",
+        "",
+        f"    {build.get('command', 'drawloop dataset build')}",
+        "",
+        "## Counts",
+        "",
+        "| level | concepts | drawings | kept | near-duplicates removed | failed | mean score (kept) "
+        "| recognized | diversity |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---|",
+    ]
+    for level, s in summary["levels"].items():
+        lines.append(f"| {level} | {s['concepts']} | {s['drawings']} | {s['kept']} | {s['duplicates']} | {s['failed']} "
+                     f"| {_fmt(s['score'])} | {_pct(s['recognized'])} | {_fmt(s['diversity'])} |")
+    lines.append(f"| **all** | {summary['concepts']} | {summary['drawings']} | {summary['kept']} | "
+                 f"{summary['duplicates']} | {summary['failed']} | {_fmt(summary['score'])} | "
+                 f"{_pct(summary['recognized'])} | {_fmt(summary['diversity'])} |")
+    lines += [
+        "",
+        "*Score*: the critic's combined score in [0, 1] of the kept attempt. *Recognized*: the share of kept "
+        "drawings whose code the model itself mapped to the right concept among distractors. *Diversity*: per "
+        f"concept, the mean pairwise cosine distance between its kept drawings' `{build.get('embedder')}` "
+        "features (0: all alike; needs two kept drawings), summarised over concepts. "
+        f"*Near-duplicates*: identical PNGs, then pairs with cosine similarity ≥ {build.get('dedup')} "
+        f"(between drawings of {'the same concept' if build.get('dedup_scope', 'concept') == 'concept' else 'any concepts'}"
+        "); the better-scored drawing of each group stays.",
+        "",
+    ]
+    if summary["least_diverse"]:
+        lines.append("Least diverse concepts: " + ", ".join(f"{c} ({d:.2f})" for c, d in summary["least_diverse"])
+                     + ". Most diverse: " + ", ".join(f"{c} ({d:.2f})" for c, d in summary["most_diverse"]) + ".")
+        lines.append("")
+    lines += ["## Contact sheets", ""]
+    lines += [f"![{level}]({path})" for level, path in sheets.items()] + [""]
+    if failures:
+        reasons = Counter(_reason_kind(f["reason"]) for f in failures)
+        lines += ["## Failures", "",
+                  f"{len(failures)} failed tries ({summary['failed']} jobs given up); by reason:", ""]
+        lines += [f"- {count} × {reason}" for reason, count in reasons.most_common(8)] + [""]
+    lines += [
+        "## Layout",
+        "",
+        "    images/<concept-slug>/<id>.png, <id>.svg   kept drawings (ImageFolder layout)",
+        "    duplicates/<concept-slug>/<id>.png, .svg   near-copies taken out by curation",
+        "    metadata.jsonl    one row per drawing: concept, level, score, recognition, iterations, model,",
+        "                      seed, temperature, png/code SHA-256, tokens, duplicate flag and paths",
+        "    curated.txt       kept image paths;  failures.jsonl: every failed try and its reason",
+        "    index/            FAISS index of the kept drawings (drawloop.vision.index.VectorIndex)",
+        "    manifest.sqlite   the build's ledger; work/: checkpoints, every attempt's artifacts, trace.jsonl",
+        "",
+        "## Loading",
+        "",
+        "```python",
+        "from drawloop.dataset import DrawingDataset",
+        f"data = DrawingDataset(\"{name}\")        # rows of metadata.jsonl, kept drawings by default",
+        "for path, label in data.samples(): ...",
+        "",
+        "from drawloop.vision.data import load_source      # uint8 tensors for training",
+        f"images = load_source(\"{name}\", size=64)",
+        "",
+        "from drawloop.vision.index import VectorIndex     # kNN over the kept drawings",
+        f"index = VectorIndex.load(\"{name}/index\")",
+        "```",
+        "",
+        f"Tokens: {summary['tokens_in']:,} in, {summary['tokens_out']:,} out.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _reason_kind(reason: str) -> str:
+    return (reason or "unknown").split(";")[-1].strip()[:120]

@@ -1,0 +1,153 @@
+"""The build's ledger: which jobs exist, which are done, which failed and why (SQLite, one writer).
+
+    manifest = Manifest(root / "manifest.sqlite")
+    manifest.add_jobs(planned_jobs)                     # idempotent: known ids are left alone
+    manifest.pending()                                  # [(PlannedJob-like row, tries), ...]
+    manifest.commit("red-circle-0000", record)          # the drawing's metadata; the job is done
+    manifest.fail("red-circle-0001", "no drawing rendered...", final=False)
+    manifest.records()                                  # every committed drawing's metadata, by id
+    manifest.counts()                                   # {"done": 10, "pending": 2, "failed": 1}
+
+The manifest is the truth about a dataset: files on disk that it does not list are leftovers of a
+killed commit and get rewritten; a job it lists as done is never drawn again. Every write is one
+transaction in rollback-journal mode with synchronous=FULL, so a SIGKILL (or power loss) leaves
+either the old or the new state, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, concept TEXT NOT NULL, level TEXT, category TEXT, slug TEXT NOT NULL,
+    sample INTEGER, seed INTEGER, temperature REAL,
+    status TEXT NOT NULL DEFAULT 'pending',       -- pending | done | failed (gave up)
+    tries INTEGER NOT NULL DEFAULT 0,             -- failed tries so far
+    error TEXT, updated REAL);
+CREATE TABLE IF NOT EXISTS drawings (id TEXT PRIMARY KEY, record TEXT NOT NULL, created REAL);
+CREATE TABLE IF NOT EXISTS failures (job_id TEXT, try INTEGER, reason TEXT, at REAL);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
+"""
+
+
+@dataclass(frozen=True)
+class JobRow:
+    id: str
+    concept: str
+    level: str
+    category: str
+    slug: str
+    sample: int
+    seed: int
+    temperature: float
+    status: str
+    tries: int
+    error: str | None
+
+
+class Manifest:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "Manifest":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _transaction(self, statements: Iterable[tuple[str, tuple]]) -> None:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, args in statements:
+                db.execute(sql, args)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    # ------------------------------------------------------------ build settings
+
+    def info(self) -> dict[str, Any]:
+        return {key: json.loads(value) for key, value in self.db.execute("SELECT key, value FROM info")}
+
+    def set_info(self, values: dict[str, Any]) -> None:
+        self._transaction(("INSERT OR REPLACE INTO info VALUES (?, ?)", (key, json.dumps(value, default=str)))
+                          for key, value in values.items())
+
+    # ------------------------------------------------------------ jobs
+
+    def add_jobs(self, jobs: Iterable[Any]) -> int:
+        """Register planned jobs (drawloop.dataset.plan.PlannedJob); returns how many were new."""
+        before = self.db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+        now = time.time()
+        self._transaction(
+            ("INSERT OR IGNORE INTO jobs (id, concept, level, category, slug, sample, seed, temperature, updated) "
+             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             (j.id, j.concept.name, j.concept.level, j.concept.category, j.slug, j.sample, j.seed, j.temperature,
+              now)) for j in jobs)
+        return self.db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] - before
+
+    def jobs(self, status: str | None = None, ids: Iterable[str] | None = None) -> list[JobRow]:
+        sql = "SELECT id, concept, level, category, slug, sample, seed, temperature, status, tries, error FROM jobs"
+        rows = self.db.execute(sql + (" WHERE status = ?" if status else "") + " ORDER BY id",
+                               (status,) if status else ()).fetchall()
+        found = [JobRow(*row) for row in rows]
+        if ids is not None:
+            wanted = set(ids)
+            found = [job for job in found if job.id in wanted]
+        return found
+
+    def counts(self, ids: Iterable[str] | None = None) -> dict[str, int]:
+        counts = {"pending": 0, "done": 0, "failed": 0}
+        for job in self.jobs(ids=ids):
+            counts[job.status] += 1
+        return counts
+
+    def reopen(self, ids: Iterable[str], reset_tries: bool = False) -> None:
+        """Put jobs back to pending (a done job whose files vanished; failed jobs on --retry-failed)."""
+        extra = ", tries = 0" if reset_tries else ""
+        self._transaction([(f"UPDATE jobs SET status = 'pending'{extra}, updated = ? WHERE id = ?", (time.time(), i))
+                           for i in ids] + [("DELETE FROM drawings WHERE id = ?", (i,)) for i in ids])
+
+    # ------------------------------------------------------------ outcomes
+
+    def commit(self, job_id: str, record: dict[str, Any]) -> None:
+        """Record a finished drawing (its files are already on disk) and mark the job done."""
+        now = time.time()
+        self._transaction([
+            ("INSERT OR REPLACE INTO drawings VALUES (?, ?, ?)", (job_id, json.dumps(record, sort_keys=True), now)),
+            ("UPDATE jobs SET status = 'done', error = NULL, updated = ? WHERE id = ?", (now, job_id)),
+        ])
+
+    def fail(self, job_id: str, reason: str, final: bool) -> None:
+        """Record one failed try; with `final` the job is given up (status failed)."""
+        now = time.time()
+        tries = self.db.execute("SELECT tries FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
+        self._transaction([
+            ("INSERT INTO failures VALUES (?, ?, ?, ?)", (job_id, tries, reason, now)),
+            ("UPDATE jobs SET tries = tries + 1, error = ?, status = ?, updated = ? WHERE id = ?",
+             (reason, "failed" if final else "pending", now, job_id)),
+        ])
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every committed drawing's metadata record, sorted by id."""
+        return [json.loads(row[0]) for row in self.db.execute("SELECT record FROM drawings ORDER BY id")]
+
+    def failures(self) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT job_id, try, reason, at FROM failures ORDER BY at")
+        return [{"id": job_id, "try": n, "reason": reason, "at": at} for job_id, n, reason, at in rows]

@@ -1,0 +1,373 @@
+"""drawloop/dataset: planning, the manifest, a whole build, dedup of planted copies, reading back,
+resuming (also after SIGKILL at random points, through the CLI against a loopback fake model)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+from conftest import FakeOpenAI
+from typer.testing import CliRunner
+
+from drawloop.agents.base import Draft
+from drawloop.agents.critic import Critic, RenderSanityScorer
+from drawloop.config import Settings
+from drawloop.dataset import DatasetError, DrawingDataset, build_dataset, curate_dataset, image_folder
+from drawloop.dataset.manifest import Manifest
+from drawloop.dataset.plan import job_temperature, plan_jobs, select_concepts, unique_slugs
+
+SVG = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64"><rect width="64" height="64" fill="#fff"/>'
+       '{body}</svg>')
+
+
+def varied(seed: int) -> str:
+    """A picture that differs with the seed: two shapes, colours and places from it."""
+    r = random.Random(seed)
+    return SVG.format(body=(
+        f'<circle cx="{r.randint(12, 52)}" cy="{r.randint(12, 52)}" r="{r.randint(5, 12)}" '
+        f'fill="#{r.randrange(1 << 24):06x}"/><rect x="{r.randint(0, 40)}" y="{r.randint(0, 40)}" '
+        f'width="{r.randint(6, 24)}" height="{r.randint(6, 24)}" fill="#{r.randrange(1 << 24):06x}"/>'))
+
+
+class PlantedDrawer:
+    """Exact copies for 'a planted cat' and 'a planted twin' (the same picture), shifted copies
+    of one shape for 'a shifted dog', different pictures for everything else."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, int]] = []
+        self.lock = threading.Lock()
+
+    def draw(self, concept, language, history, seed=None):
+        with self.lock:
+            self.calls.append((concept, seed))
+        if concept in ("a planted cat", "a planted twin"):
+            code = SVG.format(body='<rect x="16" y="16" width="32" height="32" fill="#2a6"/>')
+        elif concept == "a shifted dog":
+            x = 10 + seed % 4
+            code = SVG.format(body=f'<rect x="{x}" y="{x}" width="30" height="20" fill="#a33"/>')
+        else:
+            code = varied(seed)
+        return Draft(code=code, usage={"tokens_in": 3, "tokens_out": 5})
+
+
+class RightRecognizer:
+    def recognize(self, drawing):
+        return {"label": drawing.concept, "correct": True, "choices": drawing.choices, "source": "test"}
+
+
+def agents(drawer=None):
+    return {"drawer": drawer or PlantedDrawer(), "recognizer": RightRecognizer(),
+            "critic": Critic([(RenderSanityScorer(), 1.0)])}
+
+
+def settings(**overrides):
+    return Settings(**{"max_iters": 2, "patience": 5, "size": 64, "n_distractors": 2, **overrides})
+
+
+def concept_file(tmp_path, *names) -> str:
+    path = tmp_path / "concepts.txt"
+    path.write_text("# test concepts\n" + "\n".join(names) + "\n")
+    return str(path)
+
+
+def build(tmp_path, names, samples=3, drawer=None, out="data", **kwargs):
+    return build_dataset(concept_file(tmp_path, *names), samples, tmp_path / out, settings(),
+                         agents=agents(drawer), embedder="thumbnail", concurrency=3, **kwargs)
+
+
+# ---------------------------------------------------------------- planning
+
+def test_select_concepts_from_levels_file_and_limit(tmp_path):
+    shapes = select_concepts("shapes")
+    assert shapes and {c.level for c in shapes} == {"shapes"}
+    both = select_concepts("shapes,scenes")
+    assert {c.level for c in both} == {"shapes", "scenes"}
+    assert len(select_concepts("all")) > len(both)
+    subset = select_concepts("shapes", limit=5)
+    assert [c.name for c in subset] == [shapes[i * len(shapes) // 5].name for i in range(5)]
+    mine = select_concepts(concept_file(tmp_path, "a red circle", "a purple giraffe on a bike", "a red circle"))
+    assert [(c.name, c.level) for c in mine] == [("a red circle", "shapes"), ("a purple giraffe on a bike", "custom")]
+    assert mine[1].distractors and "a purple giraffe on a bike" not in mine[1].distractors
+    with pytest.raises(ValueError, match="neither a level"):
+        select_concepts("shapez")
+    with pytest.raises(ValueError, match="lists no concepts"):
+        select_concepts(concept_file(tmp_path, "", "  "))
+
+
+def test_plan_is_stable_and_samples_differ():
+    concepts = select_concepts("shapes", limit=3)
+    jobs = plan_jobs(concepts, samples=4, seed=1, temperature=0.7, spread=0.2)
+    assert jobs == plan_jobs(concepts, samples=4, seed=1, temperature=0.7, spread=0.2)
+    assert len(jobs) == 12 and len({j.id for j in jobs}) == 12 and len({j.seed for j in jobs}) == 12
+    assert jobs[0].id == "red-circle-0000" and jobs[3].id == "red-circle-0003"
+    assert all(0.5 <= j.temperature <= 0.9 for j in jobs) and len({j.temperature for j in jobs}) > 1
+    assert plan_jobs(concepts, samples=4, seed=2)[0].seed != jobs[0].seed
+    assert job_temperature(5, 0.0, 0.0) == 0.0
+    with pytest.raises(ValueError, match="--samples"):
+        plan_jobs(concepts, samples=0)
+
+
+def test_slugs_never_collide():
+    from drawloop.concepts import Concept
+
+    a, b = Concept("a red circle", "custom", "custom", ()), Concept("A red circle!", "custom", "custom", ())
+    slugs = unique_slugs([a, b])
+    assert slugs["a red circle"] == "red-circle" and slugs["A red circle!"].startswith("red-circle-")
+
+
+# ---------------------------------------------------------------- manifest
+
+def test_manifest_records_commits_failures_and_reopens(tmp_path):
+    jobs = plan_jobs(select_concepts("shapes", limit=2), samples=2)
+    with Manifest(tmp_path / "m.sqlite") as manifest:
+        assert manifest.add_jobs(jobs) == 4 and manifest.add_jobs(jobs) == 0
+        manifest.commit(jobs[0].id, {"id": jobs[0].id, "score": 0.5})
+        manifest.fail(jobs[1].id, "boom", final=False)
+        manifest.fail(jobs[1].id, "boom again", final=True)
+        assert manifest.counts() == {"pending": 2, "done": 1, "failed": 1}
+        failed = manifest.jobs("failed")[0]
+        assert (failed.id, failed.tries, failed.error) == (jobs[1].id, 2, "boom again")
+        assert [f["reason"] for f in manifest.failures()] == ["boom", "boom again"]
+        manifest.reopen([jobs[0].id, jobs[1].id], reset_tries=True)
+        assert manifest.counts() == {"pending": 4, "done": 0, "failed": 0} and manifest.records() == []
+    with Manifest(tmp_path / "m.sqlite") as again:   # survives reopening
+        assert again.jobs()[1].tries == 0 and len(again.failures()) == 2
+
+
+# ---------------------------------------------------------------- a whole build
+
+def test_build_draws_every_sample_and_exports_a_readable_dataset(tmp_path):
+    names = ("a red circle", "a varied tree", "a blue square")
+    result = build(tmp_path, names, samples=3)
+    root = tmp_path / "data"
+    assert result.counts == {"pending": 0, "done": 9, "failed": 0} and result.stats.done == 9
+    rows = [json.loads(line) for line in (root / "metadata.jsonl").read_text().splitlines()]
+    assert len(rows) == 9 and len({r["png_sha256"] for r in rows}) == 9 and not any(r["duplicate"] for r in rows)
+    row = rows[0]
+    for key in ("concept", "level", "score", "recognition", "iterations", "model", "seed", "temperature",
+                "png_sha256", "code_sha256", "image", "code"):
+        assert key in row
+    assert row["model"] == "custom:PlantedDrawer" and row["iterations"] == 2
+    assert (root / row["image"]).read_bytes()[:4] == b"\x89PNG" and (root / row["code"]).read_text().startswith("<svg")
+    assert row["image"] == f"images/{row['slug']}/{row['id']}.png"
+
+    data = DrawingDataset(root)
+    assert len(data) == 9 and data.classes == ["blue-square", "red-circle", "varied-tree"]
+    assert {data.label(i) for i in range(9)} == {0, 1, 2} and data.image(0).size == (64, 64)
+    samples, classes = image_folder(root / "images")            # plain ImageFolder view
+    assert classes == data.classes and sorted(p for p, _ in samples) == sorted(p for p, _ in data.samples())
+    assert len(data.index()) == 9
+    from drawloop.vision.data import load_source
+
+    assert tuple(load_source(str(root), size=16).shape) == (9, 3, 16, 16)
+    assert len(load_source(str(root), size=16, where={"duplicate": False})) == 9
+    card = (root / "README.md").read_text()
+    assert "| shapes | 2 | 6 | 6 | 0 | 0 |" in card and "contact_sheets/shapes.png" in card
+    assert (root / "contact_sheets" / "shapes.png").is_file() and (root / "contact_sheets" / "custom.png").is_file()
+    assert (root / "curated.txt").read_text().count("\n") == 9
+    assert "drawloop dataset build --concepts" in card
+
+
+def test_planted_duplicates_are_removed_and_recuration_restores_them(tmp_path):
+    names = ("a planted cat", "a planted twin", "a shifted dog", "a varied tree")
+    result = build(tmp_path, names, samples=3)
+    root = tmp_path / "data"
+    rows = {r["id"]: r for r in map(json.loads, (root / "metadata.jsonl").read_text().splitlines())}
+    kept = lambda slug: sorted(i for i, r in rows.items() if r["slug"] == slug and not r["duplicate"])  # noqa: E731
+    assert len(kept("planted-cat")) == 1 and len(kept("planted-twin")) == 1     # exact copies, same PNG
+    assert len(kept("shifted-dog")) == 1                                        # near copies, other PNGs
+    assert len({rows[i]["png_sha256"] for i in rows if rows[i]["slug"] == "shifted-dog"}) > 1
+    assert len(kept("varied-tree")) == 3
+    dup = next(r for r in rows.values() if r["slug"] == "shifted-dog" and r["duplicate"])
+    assert dup["duplicate_of"] in rows and dup["image"].startswith("duplicates/") and (root / dup["image"]).is_file()
+    assert not (root / "images" / "shifted-dog" / f"{dup['id']}.png").exists()
+    assert result.summary["duplicates"] == 6 and len(DrawingDataset(root)) == 6
+    assert len(DrawingDataset(root, include_duplicates=True)) == 12 and len(DrawingDataset(root).index()) == 6
+    assert result.summary["levels"]["custom"]["duplicates"] == 6
+
+    curate_dataset(root, dedup_scope="global")      # the twin's copy of the cat goes too
+    assert len(DrawingDataset(root)) == 5 and not (root / "images" / "planted-twin").exists()
+    curate_dataset(root, dedup_scope="concept")     # and comes back, without redrawing anything
+    assert len(DrawingDataset(root)) == 6 and len(list((root / "images" / "planted-twin").glob("*.png"))) == 1
+    with pytest.raises(ValueError, match="dedup"):
+        curate_dataset(root, dedup=1.5)
+
+
+def test_rebuild_resumes_without_redrawing_and_redraws_only_lost_files(tmp_path):
+    drawer = PlantedDrawer()
+    build(tmp_path, ("a varied tree", "a blue square"), samples=2, drawer=drawer)
+    before = (tmp_path / "data" / "metadata.jsonl").read_text()
+    calls = len(drawer.calls)
+    result = build(tmp_path, ("a varied tree", "a blue square"), samples=2, drawer=drawer)
+    assert len(drawer.calls) == calls and result.stats.done_before == 4
+    assert (tmp_path / "data" / "metadata.jsonl").read_text() == before
+    (tmp_path / "data" / "images" / "varied-tree" / "varied-tree-0001.png").unlink()
+    build(tmp_path, ("a varied tree", "a blue square"), samples=3, drawer=drawer)   # and one more sample each
+    redrawn = {concept for concept, _ in drawer.calls[calls:]}
+    assert len(drawer.calls) - calls == 3 * 2 and redrawn == {"a varied tree", "a blue square"}
+    rows = [json.loads(line) for line in (tmp_path / "data" / "metadata.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and (tmp_path / "data" / "images" / "varied-tree" / "varied-tree-0001.png").is_file()
+
+
+def test_failed_drawings_are_recorded_and_retried_on_request(tmp_path):
+    class Mute(PlantedDrawer):
+        def draw(self, concept, language, history, seed=None):
+            if concept == "a mute fox":
+                return Draft(code="", error="no svg in the answer")
+            return super().draw(concept, language, history, seed)
+
+    result = build(tmp_path, ("a mute fox", "a varied tree"), samples=2, drawer=Mute(), tries=2)
+    assert result.counts == {"pending": 0, "done": 2, "failed": 2}
+    failures = [json.loads(line) for line in (tmp_path / "data" / "failures.jsonl").read_text().splitlines()]
+    assert len(failures) == 4 and all("no svg in the answer" in f["reason"] for f in failures)
+    assert "no svg in the answer" in (tmp_path / "data" / "README.md").read_text()
+    again = build(tmp_path, ("a mute fox", "a varied tree"), samples=2, drawer=PlantedDrawer(), retry_failed=True)
+    assert again.counts == {"pending": 0, "done": 4, "failed": 0}
+
+
+# ---------------------------------------------------------------- the command line
+
+def test_cli_rejects_bad_input_clearly(tmp_path):
+    from drawloop.cli import build_app
+
+    app = build_app()
+    runner = CliRunner()
+    bad = runner.invoke(app, ["dataset", "build", "--concepts", "shapez", "--samples", "1", "--out",
+                              str(tmp_path / "d"), "--json"])
+    flat = lambda result: " ".join(result.output.split())  # noqa: E731  (rich wraps long lines)
+    assert bad.exit_code == 2 and "neither a level" in flat(bad)
+    bad = runner.invoke(app, ["dataset", "build", "--concepts", "shapes", "--samples", "1", "--out",
+                              str(tmp_path / "d"), "--dedup", "1.5", "--json"])
+    assert bad.exit_code == 2 and "cosine similarity" in flat(bad) and not (tmp_path / "d").exists()
+    info = runner.invoke(app, ["dataset", "info", str(tmp_path)])
+    assert info.exit_code == 2 and "not a drawloop dataset" in flat(info)
+    with pytest.raises(DatasetError, match="metadata.jsonl"):
+        DrawingDataset(tmp_path)
+
+
+def test_size_of_an_existing_dataset_cannot_change(tmp_path):
+    build(tmp_path, ("a varied tree",), samples=1)
+    with pytest.raises(ValueError, match="--size 64"):
+        build_dataset(concept_file(tmp_path, "a varied tree"), 1, tmp_path / "data", settings(size=128),
+                      agents=agents(), embedder="thumbnail")
+
+
+class DeterministicModel(FakeOpenAI):
+    """Answers that depend only on the prompt and the seed, after a fixed delay: two builds of the
+    same dataset must come out identical however often one of them is killed."""
+
+    delay = 0.0
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        time.sleep(self.delay)
+        prompt = body["messages"][-1]["content"]
+        h = zlib.crc32(f"{prompt}|{body.get('seed')}".encode())
+        if "Choose exactly one option" in prompt:
+            text = "ABC"[h % 3]
+        elif "SCORE:" in prompt:
+            text = f"SCORE: {h % 11}\nFIXES:\n- make the main shape larger"
+        else:
+            text = f"```svg\n{varied(h)}\n```"
+        if body.get("stream"):
+            return self._sse(text)
+        self._json(200, {"id": "x", "object": "chat.completion", "created": 0, "model": "fake",
+                         "choices": [{"index": 0, "finish_reason": "stop",
+                                      "message": {"role": "assistant", "content": text}}],
+                         "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}})
+
+
+@pytest.fixture
+def deterministic_server():
+    import http.server
+
+    DeterministicModel.delay = 0.03
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), DeterministicModel)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+def _cli_args(concepts: str, out: Path, url: str) -> list[str]:
+    return ["dataset", "build", "--concepts", concepts, "--samples", "3", "--out", str(out), "--model", "openai:fake",
+            "--base-url", url, "--concurrency", "4", "--max-iters", "3", "--patience", "3", "--size", "64",
+            "--embedder", "thumbnail", "--json"]
+
+
+def _done(out: Path) -> dict[str, str]:
+    """Committed drawings (id -> PNG hash), read while the build may be writing."""
+    try:
+        db = sqlite3.connect(f"file:{out / 'manifest.sqlite'}?mode=ro", uri=True, timeout=5)
+        try:
+            return {i: json.loads(r)["png_sha256"] for i, r in db.execute("SELECT id, record FROM drawings")}
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return {}
+
+
+def _dataset(out: Path) -> tuple[list[dict], list[str]]:
+    rows = [json.loads(line) for line in (out / "metadata.jsonl").read_text().splitlines()]
+    for row in rows:
+        row.pop("seconds")  # wall time, the one thing that may differ
+    files = sorted(str(p.relative_to(out)) for top in ("images", "duplicates") if (out / top).exists()
+                   for p in (out / top).rglob("*") if p.is_file())
+    return rows, files
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_points_resumes_to_the_same_dataset(tmp_path, deterministic_server):
+    from drawloop.cli import build_app
+
+    concepts = concept_file(tmp_path, "a red circle", "a blue square", "a green triangle", "a cat", "a tree")
+    reference = CliRunner().invoke(build_app(), _cli_args(concepts, tmp_path / "ref", deterministic_server))
+    assert reference.exit_code == 0, reference.output
+    want_rows, want_files = _dataset(tmp_path / "ref")
+    assert len(want_rows) == 15
+
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "drawloop", *_cli_args(concepts, out, deterministic_server)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    rng = random.Random(4)
+    # kill while starting, early, mid-way, and once every drawing is committed (during curation)
+    triggers = [("time", rng.uniform(0.5, 2.0)), ("done", rng.randint(1, 4)), ("done", rng.randint(6, 11)),
+                ("done", 15)]
+    committed: dict[str, str] = {}
+    kills = 0
+    for kind, value in triggers:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        start = time.monotonic()
+        while process.poll() is None and time.monotonic() - start < 120:
+            if (kind == "time" and time.monotonic() - start >= value) or \
+                    (kind == "done" and len(_done(out)) >= value):
+                time.sleep(rng.uniform(0, 0.3))
+                process.send_signal(signal.SIGKILL)
+                kills += 1
+                break
+            time.sleep(0.05)
+        process.wait(timeout=60)
+        now = _done(out)
+        assert {i: now[i] for i in committed} == committed   # nothing committed is lost or redrawn
+        committed = now
+    assert kills >= 3
+    final = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert final.returncode == 0, final.stderr[-2000:]
+    rows, files = _dataset(out)
+    differences = [(a["id"], k, a.get(k), b.get(k)) for a, b in zip(rows, want_rows) for k in a.keys() | b.keys()
+                   if a.get(k) != b.get(k)]
+    assert len(rows) == len(want_rows) and not differences, differences[:6]
+    assert files == want_files                            # same drawings, nothing lost or duplicated
+    assert len(files) == 2 * 15 and not any("/." in f for f in files)
+    assert {i: committed[i] for i in committed} == {r["id"]: r["png_sha256"] for r in rows if r["id"] in committed}
+    with Manifest(out / "manifest.sqlite") as manifest:
+        assert manifest.counts() == {"pending": 0, "done": 15, "failed": 0} and manifest.failures() == []
