@@ -24,6 +24,7 @@ app = typer.Typer(
 COMMAND_MODULES = (
     "drawloop.commands.draw",
     "drawloop.commands.concepts",
+    "drawloop.commands.dataset",
     "drawloop.commands.train",
     "drawloop.commands.checkup",
     "drawloop.commands.trace",
