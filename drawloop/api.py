@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from drawloop.agents.registry import AgentContext
+from drawloop.agents.registry import AgentContext, check_names
 from drawloop.config import Settings
 from drawloop.graphs.refine import build_refine_graph
 from drawloop.graphs.stopping import StopRule
@@ -124,6 +124,8 @@ def draw(concept: str | None = None, model: str | None = None, *, settings: Sett
     else:
         concept = validate_concept(concept)
         settings = settings or Settings.from_env(model=model, **overrides)
+    check_names(critic=critic or settings.critic, recognizer=recognizer or settings.recognizer,
+                drawer=drawer or "llm", renderer=renderer or "default")
     owned = models is None
     models = models or open_model(settings)
     if owned:

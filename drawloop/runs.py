@@ -97,7 +97,7 @@ class Run:
             "model": model_label or getattr(settings, "model", ""),
             "settings": settings.public() if hasattr(settings, "public") else dict(settings),
         }
-        (path / "run.json").write_text(json.dumps(meta, indent=2))
+        (path / "run.json").write_text(json.dumps(meta, indent=2, default=str))
         return cls(path, meta)
 
     @classmethod

@@ -85,3 +85,18 @@ def test_live_view_run_and_resume_of_a_finished_run(fake_server, tmp_path):
     assert again.exit_code == 0, again.output
     assert json.loads(again.output)["iterations"] == 1
     assert len(FakeOpenAI.requests) == requests_before  # nothing recomputed
+
+
+def test_unknown_critic_name_is_a_clear_error(fake_server, tmp_path):
+    result = invoke("draw", "a cat", "--model", "openai:x", "--base-url", fake_server, "--critic", "no_such_critic",
+                    "--out", str(tmp_path))
+    assert result.exit_code == 2 and "no critic named 'no_such_critic'" in result.output
+    assert not any(tmp_path.iterdir())  # refused before a run directory was made
+
+
+def test_python_api_accepts_path_runs_dir(fake_server, tmp_path):
+    from drawloop import draw
+
+    FakeOpenAI.concept = "a red apple"
+    result = draw("a red apple", model="openai:fake", base_url=fake_server, runs_dir=tmp_path, max_iters=1)
+    assert result.run_dir.parent == tmp_path and json.loads((result.run_dir / "run.json").read_text())

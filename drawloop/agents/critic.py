@@ -112,7 +112,8 @@ def parse_critique(text: str) -> tuple[float | None, str]:
     fixes_part = re.split(r"fix(?:es)?\W*:?", text, maxsplit=1, flags=re.I)
     body = fixes_part[1] if len(fixes_part) > 1 else text[match.end():] if match else ""
     lines = [ln.strip(" -*•\t") for ln in body.strip().splitlines()]
-    fixes = [f"- {ln}" for ln in lines if len(ln) > 3 and not ln.lower().startswith("score")][:3]
+    unique = dict.fromkeys(ln for ln in lines if len(ln) > 3 and not ln.lower().startswith("score"))
+    fixes = [f"- {ln}" for ln in unique][:3]  # small models repeat one fix three times
     return score, "\n".join(fixes)
 
 

@@ -115,6 +115,13 @@ def available(kind: str) -> list[str]:
     return sorted(_REGISTRY[kind])
 
 
+def check_names(**names: str | None) -> None:
+    """Fail before any model starts when a name is unknown: check_names(critic="harsh")."""
+    for kind, name in names.items():
+        if isinstance(name, str) and name not in available(kind):
+            raise ValueError(f"no {kind} named {name!r}; available: {', '.join(available(kind)) or 'none'}")
+
+
 def is_plugin(kind: str, name: str) -> bool:
     _load_entry_points()
     return (kind, name) in _PLUGINS

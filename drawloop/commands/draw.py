@@ -31,10 +31,13 @@ def _settings(**options):
     from drawloop.agents.critic import parse_weights
     from drawloop.config import Settings
 
+    from drawloop.agents.registry import check_names
+
     weights = options.pop("weights", None)
     settings = Settings.from_env(**options)
     if weights:
         settings.extra["weights"] = parse_weights(weights)
+    check_names(critic=settings.critic, recognizer=settings.recognizer)  # before a model server starts
     return settings
 
 

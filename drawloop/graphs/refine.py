@@ -192,10 +192,11 @@ def build_refine_graph(drawer=None, renderer=None, recognizer=None, critic=None,
     names need `context` (an AgentContext with settings and models) to be built."""
     from drawloop.agents.registry import resolve
 
+    settings = getattr(context, "settings", None)
     drawer = resolve("drawer", drawer or "llm", context)
     renderer = resolve("renderer", renderer or "default", context)
-    recognizer = resolve("recognizer", recognizer or "code", context)
-    critic = resolve("critic", critic or "default", context)
+    recognizer = resolve("recognizer", recognizer or getattr(settings, "recognizer", None) or "code", context)
+    critic = resolve("critic", critic or getattr(settings, "critic", None) or "default", context)
     stop_rule = stop_rule or StopRule()
     store = store or ArtifactStore(Path(tempfile.mkdtemp(prefix="drawloop-artifacts-")))
     nodes = RefineNodes(drawer, renderer, recognizer, critic, stop_rule, store, size, language, n_distractors,
