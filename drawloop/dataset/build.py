@@ -196,6 +196,15 @@ def build_dataset(concepts: str, samples: int, out: str | Path, settings: Settin
     return BuildResult(root, stats, summary, counts)
 
 
+def _warm_renderer(settings: Settings) -> None:
+    from drawloop.renderers import render
+
+    tiny = {"svg": '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 8 8"><rect width="8" height="8"/></svg>',
+            "python": "import matplotlib.pyplot as plt\nplt.plot([0, 1])"}
+    if settings.language in tiny:
+        render(tiny[settings.language], settings.language, settings.size)
+
+
 def _draw(root, manifest, pending, settings, model_name, concurrency, tries, models, agents, executor,
           on_progress, on_event, on_drawing, log, stats) -> BatchStats:
     from drawloop.llm import open_model, parse_model_spec
@@ -207,9 +216,17 @@ def _draw(root, manifest, pending, settings, model_name, concurrency, tries, mod
     owned = models is None and not all(given.get(k) is not None and not isinstance(given.get(k), str)
                                         for k in ("drawer", "recognizer", "critic"))
     models = open_model(settings) if owned else models
+    warming = None
+    if not (agents or {}).get("renderer"):
+        # The renderer's worker processes start on first use; start them while the model starts,
+        # not in front of the first wave of threads.
+        warming = threading.Thread(target=_warm_renderer, args=(settings,), daemon=True)
+        warming.start()
     if owned:
         log(f"starting the model: {settings.model}")
         models.open()
+    if warming is not None:
+        warming.join()
     rows = {job.id: job for job in pending}
     store = SharedArtifactStore(root / "work")
 

@@ -49,9 +49,9 @@ the artifact store must be on shared storage, and the model a shared OpenAI-comp
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Iterator, Protocol, TypeVar
 
@@ -128,32 +128,51 @@ class Executor(Protocol):
 
 
 class ThreadExecutor:
-    """The local default: a thread pool with a bounded window of in-flight jobs."""
+    """The local default: `concurrency` worker threads, each pulling its next item from the shared
+    input as soon as it is free. Results wait in a queue of at most `concurrency` for the consumer,
+    so a slow consumer (commits) holds the workers back instead of piling results up, and a burst
+    of finishing threads never leaves the pool idle while the consumer works through it."""
 
     def map_unordered(self, fn, items, concurrency):
-        source = iter(items)
-        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="batch") as pool:
-            pending: dict[Future, Any] = {}
+        source, lock = iter(items), threading.Lock()
+        results: queue.Queue = queue.Queue(maxsize=concurrency)
+        stop = threading.Event()
 
-            def top_up() -> None:
-                while len(pending) < concurrency:
-                    item = next(source, _END)
+        def put(entry) -> None:
+            while not stop.is_set():  # once the consumer is gone, drop the entry rather than block
+                try:
+                    return results.put(entry, timeout=0.1)
+                except queue.Full:
+                    pass
+
+        def work() -> None:
+            try:
+                while not stop.is_set():
+                    with lock:  # the input may be a generator: one thread advances it at a time
+                        item = next(source, _END)
                     if item is _END:
                         return
-                    pending[pool.submit(fn, item)] = item
-
-            top_up()
-            try:
-                while pending:
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        item = pending.pop(future)
-                        error = future.exception()
-                        yield item, (error if error is not None else future.result())
-                    top_up()
+                    try:
+                        result = fn(item)
+                    except Exception as exc:
+                        result = exc
+                    put((item, result))
             finally:
-                for future in pending:  # the consumer stopped early: start nothing new
-                    future.cancel()
+                put(_END)
+
+        workers = [threading.Thread(target=work, name=f"batch-{i}", daemon=True) for i in range(concurrency)]
+        for worker in workers:
+            worker.start()
+        running = len(workers)
+        try:
+            while running:
+                got = results.get()
+                if got is _END:
+                    running -= 1
+                else:
+                    yield got
+        finally:
+            stop.set()  # stopped early (an error, Ctrl-C): in-flight items finish unobserved, nothing new starts
 
 
 _END = object()
