@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "drawloop.commands.draw",
     "drawloop.commands.concepts",
     "drawloop.commands.dataset",
+    "drawloop.commands.vision",
     "drawloop.commands.train",
     "drawloop.commands.checkup",
     "drawloop.commands.trace",
