@@ -26,6 +26,7 @@ class Settings:
     base_url: str | None = None
     api_key: str | None = None
     critic_model: str | None = None      # optional vision-language critic (image input)
+    critic_base_url: str | None = None   # where the critic model is served (default: OpenAI)
     temperature: float = 0.7
     max_tokens: int = 1200               # per drawing; small models can loop on path commands
     request_timeout: float = 180.0
@@ -51,6 +52,7 @@ class Settings:
         "base_url": "DRAWLOOP_BASE_URL",
         "api_key": "DRAWLOOP_API_KEY",
         "critic_model": "DRAWLOOP_CRITIC_MODEL",
+        "critic_base_url": "DRAWLOOP_CRITIC_BASE_URL",
         "runs_dir": "DRAWLOOP_RUNS_DIR",
         "threads": "DRAWLOOP_THREADS",
         "request_timeout": "DRAWLOOP_TIMEOUT",

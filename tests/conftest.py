@@ -40,6 +40,9 @@ def smart_answer(body: dict) -> str:
     """Answers like a cooperative model: SVG for drawing prompts, the right letter for
     recognition prompts, a score for critique prompts."""
     prompt = body["messages"][-1]["content"]
+    if isinstance(prompt, list):  # a vision-language request: text + image_url parts
+        has_image = any(part.get("type") == "image_url" for part in prompt)
+        return '{"score": 3, "feedback": "the picture needs wheels"}' if has_image else "SCORE: 0"
     if "Choose exactly one option" in prompt:
         options = dict(re.findall(r"^([A-Z])\. (.+)$", prompt, re.M))
         concept = FakeOpenAI.concept

@@ -100,3 +100,21 @@ def test_python_api_accepts_path_runs_dir(fake_server, tmp_path):
     FakeOpenAI.concept = "a red apple"
     result = draw("a red apple", model="openai:fake", base_url=fake_server, runs_dir=tmp_path, max_iters=1)
     assert result.run_dir.parent == tmp_path and json.loads((result.run_dir / "run.json").read_text())
+
+
+def test_critic_model_flag_adds_a_vision_critic_that_sees_the_png(fake_server, tmp_path):
+    FakeOpenAI.concept = "a red apple"
+    result = invoke("draw", "a red apple", "--model", "openai:fake", "--base-url", fake_server,
+                    "--critic-model", "openai:fake-vlm", "--critic-base-url", fake_server, "--max-iters", "1",
+                    "--out", str(tmp_path), "--json")
+    assert result.exit_code == 0, result.output
+    run_dir = Path(json.loads(result.output)["run_dir"])
+    vision_requests = [r for r in FakeOpenAI.requests if isinstance(r["messages"][-1]["content"], list)]
+    assert len(vision_requests) == 1 and vision_requests[0]["model"] == "fake-vlm"
+    image = next(p for p in vision_requests[0]["messages"][-1]["content"] if p["type"] == "image_url")
+    assert image["image_url"]["url"].startswith("data:image/png;base64,")
+    critique = [json.loads(line) for line in (run_dir / "trace.jsonl").read_text().splitlines()
+                if '"critique"' in line and '"end"' in line][0]
+    assert critique["scores"]["vlm"] == pytest.approx(0.3)
+    # sanity 1, recognition 1, llm 0.6 at weight 1 each, vlm 0.3 at weight 2 -> 3.2 / 5
+    assert critique["score"] == pytest.approx(0.64, abs=1e-3)

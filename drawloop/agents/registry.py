@@ -217,14 +217,68 @@ def _llm_scorer(ctx: AgentContext):
     return LLMCodeCritic(ctx.chat(max_tokens=200, temperature=0.0))
 
 
+@register("recognizer", "pixels")
+def _pixel_recognizer(ctx: AgentContext):
+    """kNN over the human-drawn reference gallery (vision/gallery.py); needs no model."""
+    from drawloop.agents.pixel import PixelRecognizer
+
+    return PixelRecognizer()
+
+
+@register("scorer", "concept")
+def _concept_scorer(ctx: AgentContext):
+    from drawloop.agents.pixel import ConceptScorer
+
+    return ConceptScorer()
+
+
+@register("scorer", "structure")
+def _structure_scorer(ctx: AgentContext):
+    from drawloop.agents.pixel import StructureScorer
+
+    return StructureScorer()
+
+
+@register("scorer", "vlm")
+def _vlm_scorer(ctx: AgentContext):
+    """The PNG judged by a vision-language model: --critic-model, at --critic-base-url if given."""
+    from drawloop.agents.pixel import VLMCriticScorer
+
+    settings = ctx.settings
+    if not settings.critic_model:
+        raise ValueError("the vlm scorer needs --critic-model (e.g. openai:gpt-4o-mini)")
+    return VLMCriticScorer.from_model(settings.critic_model, base_url=settings.critic_base_url,
+                                      api_key=settings.api_key, timeout=settings.request_timeout)
+
+
+@register("scorer", "clip")
+def _clip_scorer(ctx: AgentContext):
+    from drawloop.agents.pixel import ClipScorer
+
+    return ClipScorer(ctx.settings.extra.get("clip_checkpoint"))
+
+
 DEFAULT_WEIGHTS = {"sanity": 1.0, "recognition": 1.0, "llm": 1.0}
+PIXEL_WEIGHTS = {"sanity": 1.0, "recognition": 1.0, "llm": 1.0, "concept": 1.0, "structure": 1.0}
+
+
+def _weighted_critic(ctx: AgentContext, defaults: dict[str, float]):
+    from drawloop.agents.critic import Critic
+
+    weights = dict(ctx.settings.extra.get("weights") or defaults)
+    if ctx.settings.critic_model:
+        weights.setdefault("vlm", 2.0)  # a model that sees the picture outweighs text-only judges
+    return Critic([(resolve("scorer", name, ctx), weight) for name, weight in weights.items() if weight > 0])
 
 
 @register("critic", "default")
 def _default_critic(ctx: AgentContext):
-    """Scorers named in settings.extra['weights'] (default: sanity, recognition, llm)."""
-    from drawloop.agents.critic import Critic
+    """Scorers named in settings.extra['weights'] (default: sanity, recognition, llm), plus the
+    vision-language critic when --critic-model is set."""
+    return _weighted_critic(ctx, DEFAULT_WEIGHTS)
 
-    weights = ctx.settings.extra.get("weights") or DEFAULT_WEIGHTS
-    scorers = [(resolve("scorer", name, ctx), weight) for name, weight in weights.items() if weight > 0]
-    return Critic(scorers)
+
+@register("critic", "pixels")
+def _pixel_critic(ctx: AgentContext):
+    """The default scorers plus the offline pixel scorers: gallery concept similarity and structure."""
+    return _weighted_critic(ctx, PIXEL_WEIGHTS)

@@ -74,7 +74,9 @@ def register(app: typer.Typer) -> None:
         concept: Optional[str] = typer.Argument(None, help="What to draw, e.g. \"a parrot in a jungle\"."),
         model: Optional[str] = typer.Option(None, help="local | local:/path.gguf | openai:NAME (default: local)."),
         base_url: Optional[str] = typer.Option(None, help="Any OpenAI-compatible server, e.g. http://localhost:8000/v1."),
-        critic_model: Optional[str] = typer.Option(None, help="A vision-language model for the critic (image input)."),
+        critic_model: Optional[str] = typer.Option(None, help="A vision-language model that scores the PNG, "
+                                                   "e.g. openai:gpt-4o-mini (adds the 'vlm' scorer, weight 2)."),
+        critic_base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server for --critic-model."),
         max_iters: int = typer.Option(5, help="Hard cap on attempts."),
         patience: int = typer.Option(2, help="Stop after this many attempts without improvement."),
         min_delta: float = typer.Option(0.01, help="Smallest score gain that counts as improvement."),
@@ -82,8 +84,10 @@ def register(app: typer.Typer) -> None:
         language: str = typer.Option("svg", help="Drawing language: svg or python."),
         feedback: str = typer.Option("critic", help="critic: full critic+recognizer feedback; plain: 'improve it'."),
         weights: Optional[str] = typer.Option(None, help="Critic weights, e.g. sanity=1,recognition=2,llm=1."),
-        recognizer: str = typer.Option("code", help="Registered recognizer name."),
-        critic: str = typer.Option("default", help="Registered critic name."),
+        recognizer: str = typer.Option("code", help="code: the LLM reads the code (the study's protocol); "
+                                       "pixels: kNN over human drawings; or a registered name."),
+        critic: str = typer.Option("default", help="default: sanity+recognition+llm; pixels: adds gallery concept "
+                                   "and structure scorers; or a registered name."),
         temperature: float = typer.Option(0.7),
         seed: Optional[int] = typer.Option(None),
         size: int = typer.Option(256, help="Render size in pixels."),
@@ -97,7 +101,8 @@ def register(app: typer.Typer) -> None:
         try:
             if resume is None and concept is None:
                 raise UserError("say what to draw (drawloop draw \"a red apple\") or pass --resume RUN_DIR")
-            settings = _settings(model=model, base_url=base_url, critic_model=critic_model, max_iters=max_iters,
+            settings = _settings(model=model, base_url=base_url, critic_model=critic_model,
+                                 critic_base_url=critic_base_url, max_iters=max_iters,
                                  patience=patience, min_delta=min_delta, target=target, language=language,
                                  feedback=feedback, weights=weights, recognizer=recognizer, critic=critic,
                                  temperature=temperature, seed=seed, size=size, runs_dir=str(out))
