@@ -40,6 +40,16 @@ FIXED_SETTINGS = ("language", "size")   # a dataset mixes no canvas sizes or dra
 
 
 @dataclass
+class Hooks:
+    """Callbacks for watching a build: statistics, every trace event, every committed drawing, notes."""
+
+    on_progress: Callable[[BatchStats], None] | None = None
+    on_event: Callable[[TraceEvent], None] | None = None
+    on_drawing: Callable[[dict], None] | None = None
+    log: Callable[[str], None] = lambda _: None
+
+
+@dataclass
 class BuildResult:
     root: Path
     stats: BatchStats
@@ -168,8 +178,12 @@ def build_dataset(concepts: str, samples: int, out: str | Path, settings: Settin
         raise ValueError(f"--dedup-scope must be one of {', '.join(SCOPES)}")
     command = command or shlex.join([
         "drawloop", "dataset", "build", "--concepts", concepts, "--samples", str(samples), "--out", str(out),
-        "--concurrency", str(concurrency), "--model", settings.model, "--max-iters", str(settings.max_iters),
-        "--seed", str(seed)] + (["--limit", str(limit)] if limit else []))
+        "--concurrency", str(concurrency), "--model", settings.model,
+        *(["--base-url", settings.base_url] if settings.base_url else []),
+        "--max-iters", str(settings.max_iters), "--patience", str(settings.patience),
+        "--temperature", str(settings.temperature), "--spread", str(spread), "--seed", str(seed),
+        "--size", str(settings.size), "--language", settings.language, "--dedup", str(dedup),
+        "--dedup-scope", dedup_scope, "--embedder", embedder, *(["--limit", str(limit)] if limit else [])])
     model_name = _model_name(settings, agents)
     root.mkdir(parents=True, exist_ok=True)
     with Manifest(root / "manifest.sqlite") as manifest:
@@ -189,8 +203,9 @@ def build_dataset(concepts: str, samples: int, out: str | Path, settings: Settin
         done = len(ids) - len(pending) - failed
         stats = BatchStats(total=len(ids), done=done, done_before=done, failed=failed)
         if pending:
-            stats = _draw(root, manifest, pending, settings, model_name, concurrency, tries, models, agents,
-                          executor, on_progress, on_event, on_drawing, log, stats)
+            hooks = Hooks(on_progress, on_event, on_drawing, log)
+            stats = _draw(root, manifest, pending, settings, model_name, stats, concurrency=concurrency,
+                          tries=tries, models=models, agents=agents or {}, executor=executor, hooks=hooks)
         counts = manifest.counts(ids)
     summary = curate_dataset(root, log=log)
     return BuildResult(root, stats, summary, counts)
@@ -205,25 +220,26 @@ def _warm_renderer(settings: Settings) -> None:
         render(tiny[settings.language], settings.language, settings.size)
 
 
-def _draw(root, manifest, pending, settings, model_name, concurrency, tries, models, agents, executor,
-          on_progress, on_event, on_drawing, log, stats) -> BatchStats:
+def _draw(root: Path, manifest: Manifest, pending: list[JobRow], settings: Settings, model_name: str,
+          stats: BatchStats, *, concurrency: int, tries: int, models, agents: dict, executor,
+          hooks: Hooks) -> BatchStats:
+    """Run the pending jobs to committed drawings (or recorded failures)."""
     from drawloop.llm import open_model, parse_model_spec
 
     if models is None and parse_model_spec(settings.model)[0] == "local" and not settings.base_url:
         settings = dataclasses.replace(settings, parallel=max(settings.parallel, min(concurrency, MAX_LOCAL_SLOTS)))
     # No model to open when every agent that would need one came as an instance.
-    given = agents or {}
-    owned = models is None and not all(given.get(k) is not None and not isinstance(given.get(k), str)
+    owned = models is None and not all(agents.get(k) is not None and not isinstance(agents.get(k), str)
                                         for k in ("drawer", "recognizer", "critic"))
     models = open_model(settings) if owned else models
     warming = None
-    if not (agents or {}).get("renderer"):
+    if not agents.get("renderer"):
         # The renderer's worker processes start on first use; start them while the model starts,
         # not in front of the first wave of threads.
         warming = threading.Thread(target=_warm_renderer, args=(settings,), daemon=True)
         warming.start()
     if owned:
-        log(f"starting the model: {settings.model}")
+        hooks.log(f"starting the model: {settings.model}")
         models.open()
     if warming is not None:
         warming.join()
@@ -237,8 +253,8 @@ def _draw(root, manifest, pending, settings, model_name, concurrency, tries, mod
         export.write_atomic(root / record["image"], png)
         export.write_atomic(root / record["code"], outcome.best.get("code", ""))
         manifest.commit(job.id, record)    # only now is the drawing done
-        if on_drawing:
-            on_drawing(record)
+        if hooks.on_drawing:
+            hooks.on_drawing(record)
 
     def failure(job: ThreadJob, reason: str, final: bool) -> None:
         manifest.fail(job.id, reason, final)
@@ -248,17 +264,17 @@ def _draw(root, manifest, pending, settings, model_name, concurrency, tries, mod
                 TraceWriter(root / "work" / "trace.jsonl") as trace:
             def event(e: TraceEvent) -> None:
                 trace.write(e)
-                if on_event:
-                    on_event(e)
+                if hooks.on_event:
+                    hooks.on_event(e)
 
             graphs = GraphCache(settings, models, store, saver, agents=agents)
             runner = BatchRunner(graphs, concurrency=concurrency, max_tries=tries, run_id=root.name,
                                  executor=executor, on_event=event)
             runner.stats = stats
             jobs = [ThreadJob(job.id, job.concept, job.seed, job.temperature, job.tries) for job in pending]
-            log(f"drawing {len(jobs)} threads ({stats.done} of {stats.total} already done), "
+            hooks.log(f"drawing {len(jobs)} threads ({stats.done} of {stats.total} already done), "
                 f"{concurrency} at a time")
-            return runner.run(jobs, commit, on_failure=failure, on_progress=on_progress, total=stats.total,
+            return runner.run(jobs, commit, on_failure=failure, on_progress=hooks.on_progress, total=stats.total,
                               done_before=stats.done)
     finally:
         if owned:
