@@ -262,6 +262,15 @@ def test_size_of_an_existing_dataset_cannot_change(tmp_path):
                       agents=agents(), embedder="thumbnail")
 
 
+def test_one_process_at_a_time_per_dataset(tmp_path):
+    from drawloop.dataset.build import exclusive
+
+    with exclusive(tmp_path / "data"):
+        with pytest.raises(ValueError, match="another drawloop process"):
+            build(tmp_path, ("a varied tree",), samples=1)
+    assert build(tmp_path, ("a varied tree",), samples=1).counts["done"] == 1   # released with its holder
+
+
 class DeterministicModel(FakeOpenAI):
     """Answers that depend only on the prompt and the seed, after a fixed delay: two builds of the
     same dataset must come out identical however often one of them is killed."""

@@ -35,7 +35,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from drawloop.llm import LLMError
     from drawloop.local_model import LocalModelError
 
-    return (ValueError, LLMError, LocalModelError, BatchAborted, DatasetError, FileNotFoundError)
+    return (ValueError, LLMError, LocalModelError, BatchAborted, DatasetError, OSError)  # OSError: disk full...
 
 
 def _clock(seconds: float | None) -> str:

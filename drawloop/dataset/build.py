@@ -75,6 +75,22 @@ class SharedArtifactStore(ArtifactStore):
 
 
 @contextlib.contextmanager
+def exclusive(root: Path):
+    """One build or curation per dataset folder at a time. The lock dies with its process, so a
+    SIGKILLed build never leaves the folder locked."""
+    import fcntl
+
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(f"another drawloop process is building or curating {root}; wait for it "
+                             "(or stop it) and run again") from None
+        yield
+
+
+@contextlib.contextmanager
 def shared_checkpointer(path: Path):
     """One SQLite checkpoint DB for the whole batch, every thread keyed by its thread_id.
     SqliteSaver serialises access through one connection and a lock; WAL with synchronous=NORMAL
@@ -185,8 +201,7 @@ def build_dataset(concepts: str, samples: int, out: str | Path, settings: Settin
         "--size", str(settings.size), "--language", settings.language, "--dedup", str(dedup),
         "--dedup-scope", dedup_scope, "--embedder", embedder, *(["--limit", str(limit)] if limit else [])])
     model_name = _model_name(settings, agents)
-    root.mkdir(parents=True, exist_ok=True)
-    with Manifest(root / "manifest.sqlite") as manifest:
+    with exclusive(root), Manifest(root / "manifest.sqlite") as manifest:
         _check_settings(manifest, settings, root)
         manifest.add_jobs(planned)
         ids = {job.id for job in planned}
@@ -207,7 +222,7 @@ def build_dataset(concepts: str, samples: int, out: str | Path, settings: Settin
             stats = _draw(root, manifest, pending, settings, model_name, stats, concurrency=concurrency,
                           tries=tries, models=models, agents=agents or {}, executor=executor, hooks=hooks)
         counts = manifest.counts(ids)
-    summary = curate_dataset(root, log=log)
+        summary = _curate(root, manifest, log)
     return BuildResult(root, stats, summary, counts)
 
 
@@ -288,20 +303,21 @@ def curate_dataset(root: str | Path, dedup: float | None = None, embedder: str |
     root = Path(root)
     if not (root / "manifest.sqlite").is_file():
         raise ValueError(f"{root} is not a drawloop dataset (no manifest.sqlite)")
-    with Manifest(root / "manifest.sqlite") as manifest:
-        info = manifest.info()
-        if dedup is not None and not 0 < dedup <= 1:
-            raise ValueError(f"--dedup is a cosine similarity in (0, 1], got {dedup}")
-        if dedup_scope is not None and dedup_scope not in SCOPES:
-            raise ValueError(f"--dedup-scope must be one of {', '.join(SCOPES)}")
-        if embedder is not None and embedder not in EMBEDDERS:
-            raise ValueError(f"unknown embedder {embedder!r}; choose one of {', '.join(EMBEDDERS)}")
+    if dedup is not None and not 0 < dedup <= 1:
+        raise ValueError(f"--dedup is a cosine similarity in (0, 1], got {dedup}")
+    if dedup_scope is not None and dedup_scope not in SCOPES:
+        raise ValueError(f"--dedup-scope must be one of {', '.join(SCOPES)}")
+    if embedder is not None and embedder not in EMBEDDERS:
+        raise ValueError(f"unknown embedder {embedder!r}; choose one of {', '.join(EMBEDDERS)}")
+    with exclusive(root), Manifest(root / "manifest.sqlite") as manifest:
         changes = {"dedup": dedup, "embedder": embedder, "dedup_scope": dedup_scope}
-        if any(v is not None for v in changes.values()):
-            manifest.set_info({k: v for k, v in changes.items() if v is not None})
-            info = manifest.info()
-        records, failures = manifest.records(), manifest.failures()
-        given_up = [dataclasses.asdict(job) for job in manifest.jobs("failed")]
+        manifest.set_info({k: v for k, v in changes.items() if v is not None})
+        return _curate(root, manifest, log)
+
+
+def _curate(root: Path, manifest: Manifest, log: Callable[[str], None]) -> dict[str, Any]:
+    info, records, failures = manifest.info(), manifest.records(), manifest.failures()
+    given_up = [dataclasses.asdict(job) for job in manifest.jobs("failed")]
     export.sweep_strays(root, {r["id"] for r in records})
     curation = curate(root, records, make_embedder(info.get("embedder", "efficientnet-lite0")),
                       threshold=float(info.get("dedup", 0.97)), scope=info.get("dedup_scope", "concept"), log=log)
