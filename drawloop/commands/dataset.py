@@ -53,9 +53,12 @@ class BatchView:
         self.title = title
         self.stats = None
         self.recent: deque[str] = deque(maxlen=4)
+        self.frozen: tuple[float, float] | None = None   # (per minute, elapsed) once drawing is over
 
     def progress(self, stats) -> None:
         self.stats = stats
+        if stats.done + stats.failed >= stats.total and not stats.running:
+            self.frozen = (stats.per_minute, stats.elapsed)
 
     def drawing(self, record: dict) -> None:
         mark = "[green]right[/]" if record.get("recognized") else "[red]wrong[/]"
@@ -71,13 +74,16 @@ class BatchView:
         line = Table.grid(padding=(0, 1))
         line.add_row(bar, Text(f"{finished}/{s.total}  {100 * finished / max(1, s.total):.0f}%"))
         earlier = f" ({s.done_before} earlier)" if s.done_before else ""
+        per_minute, elapsed = self.frozen or (s.per_minute, s.elapsed)
         parts = [
             Text.from_markup(f"[bold]{self.title}[/]"), line,
             Text.from_markup(f"done [green]{s.done}[/]{earlier} · failed [red]{s.failed}[/] · running "
                              f"[cyan]{s.running}[/] · pending {s.pending} · retried {s.retries}"),
-            Text(f"{s.per_minute:.1f} drawings/min · tokens {s.tokens_in:,} in / {s.tokens_out:,} out · "
-                 f"elapsed {_clock(s.elapsed)} · ETA {_clock(s.eta_seconds)}"),
+            Text(f"{per_minute:.1f} drawings/min · tokens {s.tokens_in:,} in / {s.tokens_out:,} out · "
+                 f"elapsed {_clock(elapsed)} · ETA {_clock(0 if self.frozen else s.eta_seconds)}"),
         ]
+        if self.frozen:
+            parts.append(Text("drawing done: embedding, deduplicating, exporting...", style="cyan"))
         parts += [Text.from_markup(f"  [dim]latest:[/] {line}") for line in self.recent]
         if s.last_error:
             parts.append(Text(f"last error: {s.last_error[:160]}", style="yellow"))

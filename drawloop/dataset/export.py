@@ -138,7 +138,9 @@ def summarize(rows: list[dict], diversity: dict[str, float], failed: list[dict])
         "score": _stats([float(r.get("score") or 0) for r in kept]),
         "recognized": round(sum(bool(r.get("recognized")) for r in kept) / len(kept), 3) if kept else None,
         "diversity": _stats(list(diversity.values())),
-        "least_diverse": ranked[:5], "most_diverse": ranked[::-1][:5],
+        # up to ten concepts: all of them, least diverse first; more: the five at either end
+        "least_diverse": ranked if len(ranked) <= 10 else ranked[:5],
+        "most_diverse": [] if len(ranked) <= 10 else ranked[::-1][:5],
         "tokens_in": sum(int(r.get("tokens_in") or 0) for r in rows),
         "tokens_out": sum(int(r.get("tokens_out") or 0) for r in rows),
         "levels": levels,
@@ -260,10 +262,12 @@ def card(name: str, summary: dict[str, Any], build: dict[str, Any], sheets: dict
         "); the better-scored drawing of each group stays.",
         "",
     ]
-    if summary["least_diverse"]:
-        lines.append("Least diverse concepts: " + ", ".join(f"{c} ({d:.2f})" for c, d in summary["least_diverse"])
-                     + ". Most diverse: " + ", ".join(f"{c} ({d:.2f})" for c, d in summary["most_diverse"]) + ".")
-        lines.append("")
+    ranked = summary["least_diverse"]
+    if ranked and not summary["most_diverse"]:
+        lines += ["Diversity per concept: " + ", ".join(f"{c} ({d:.2f})" for c, d in ranked) + ".", ""]
+    elif ranked:
+        lines += ["Least diverse concepts: " + ", ".join(f"{c} ({d:.2f})" for c, d in ranked) + ". Most diverse: "
+                  + ", ".join(f"{c} ({d:.2f})" for c, d in summary["most_diverse"]) + ".", ""]
     lines += ["## Contact sheets", ""]
     lines += [f"![{level}]({path})" for level, path in sheets.items()] + [""]
     if failures:
