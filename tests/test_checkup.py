@@ -14,8 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from drawloop.agents.base import Draft
-from drawloop.graphs.checkup import (CheckupPlan, Checkup, clean_svg_source, content_words, human_drawings,
-                                     run_checkup, shows)
+from drawloop.graphs.checkup import (CheckupPlan, Checkup, clean_svg_source, code_names, content_words,
+                                     human_drawings, names_concept, shows)
 from drawloop.config import Settings
 
 COLOURS = {0: "#ff0000", 1: "#00ff00", 2: "#ffff00"}   # sample k paints its canvas this colour
@@ -38,6 +38,15 @@ class ScriptedDrawer:
         sample, iteration = seed // 1000, len(history)
         self.calls.append((concept, sample, iteration))
         return Draft(code=svg(self.table[sample][iteration], COLOURS[sample]), usage={"tokens_in": 100, "tokens_out": 10})
+
+
+class FlakyDrawer(ScriptedDrawer):
+    """Times out (as drawloop.llm reports it) on sample 1's second attempt."""
+
+    def draw(self, concept, language, history, seed=None):
+        if seed // 1000 == 1 and len(history) == 1:
+            return Draft(code="", error="model fake gave no usable answer after 3 tries (OpenAITimeoutError)")
+        return super().draw(concept, language, history, seed)
 
 
 class QRecognizer:
@@ -98,6 +107,8 @@ def cat_gallery(tmp_path, choices):
                           '<rect class="q0.1" width="9" height="9"/></svg>'),
         "black_cat_2.svg": ("black cat", "s2", '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10">'
                             '<rect width="9" height="9"/><rect width="3" height="3"/></svg>'),  # same series, longer
+        "other_black_cat.svg": ("Black Cat", "s6", '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10">'
+                                '<rect width="9" height="9"/><rect width="3" height="3"/><rect/></svg>'),  # same title
         "cat_and.svg": (f"cat and {distractor_word}", "s3", '<svg xmlns="http://www.w3.org/2000/svg"><rect/></svg>'),
         "long_cat.svg": ("cartoon cat", "s4", '<svg xmlns="http://www.w3.org/2000/svg">' + "<rect/>" * 2000 + "</svg>"),
         "apple.svg": ("apple", "s5", '<svg xmlns="http://www.w3.org/2000/svg"><circle/></svg>'),
@@ -137,6 +148,14 @@ def test_words_and_matching_rules():
     assert not shows("category", "a cat")                # words, not substrings
 
 
+def test_names_in_code_are_ids_classes_comments_and_text_not_elements():
+    code = ('<svg><linearGradient id="waterfallGradient"/><!-- the cat body --><g class="cat-ear">'
+            '<text>Hi</text><circle r="3"/></g></svg>')
+    assert code_names(code) == {"waterfall", "gradient", "cat", "body", "ear", "hi"}
+    assert names_concept(code, "a waterfall in a forest") and names_concept(code, "two cats")
+    assert not names_concept('<circle id="c1"/>', "a red circle")
+
+
 def test_cleaning_removes_what_names_the_picture(items):
     code = clean_svg_source(open(items[0].path).read())
     assert "sleeping" not in code and "cat" not in code and "inkscape" not in code and "<?xml" not in code
@@ -166,6 +185,7 @@ def test_full_checkup_threads_curves_people_and_diversity(tmp_path, items):
     shown = [c for c in checkup.agents["recognizer"].codes if "q0.9" in c or "<rect class=\"q0.1\" width=\"9\"" in c]
     assert len(shown) == 2 and not any("sleeping" in c or "metadata" in c for c in shown)
     assert all(h["image"] and (tmp_path / "c" / h["image"]).exists() for h in human)
+    assert [h["names_concept"] for h in human] == [False, False]   # the cleaned code no longer says "cat"
 
     # diversity: first drafts are red, green, yellow -> (1 + 2 (1 - 1/sqrt 2)) / 3
     expected = (1 + 2 * (1 - 1 / np.sqrt(2))) / 3
@@ -216,6 +236,22 @@ def test_interrupted_run_resumes_without_repeating_finished_work(tmp_path, items
 
     clean_threads = json.loads((tmp_path / "clean" / "results.json").read_text())["threads"]
     assert scores(results["threads"]) == scores(clean_threads)
+
+
+def test_retry_failed_redoes_only_threads_where_the_model_was_unreachable(tmp_path, items):
+    first = make_checkup(tmp_path / "c", items, drawer=FlakyDrawer(CRITIC_TABLE), human_per_concept=0)
+    failed = first.run()
+    assert {t["thread"] for t in failed["threads"] if any(a["error"] for a in t["attempts"])} == {
+        "critic:red-circle:s1", "critic:cat:s1"}
+    plain = make_checkup(tmp_path / "c", items, human_per_concept=0)
+    plain.run()
+    assert plain.computed["threads"] == 0          # without the flag, finished is finished
+    retry = make_checkup(tmp_path / "c", items, human_per_concept=0, retry_failed=True)
+    results = retry.run()
+    # the two failed critic threads and their plain twins (new first draft), nothing else
+    assert retry.computed["threads"] == 4
+    assert {(c, s) for c, s, _ in retry.agents["drawer"].calls} == {("a red circle", 1), ("a cat", 1)}
+    assert not any(a["error"] for t in results["threads"] for a in t["attempts"])
 
 
 def test_changed_settings_are_refused_not_mixed(tmp_path, items):

@@ -18,6 +18,7 @@ CHOICES_B = ["a crown", "a cat", "a zebra", "a koala", "a rotary telephone"]
 def attempt(i, score, correct, image="artifacts/red.png", error=None, tokens=(10, 1)):
     return {"iteration": i, "score": score, "scores": {}, "label": "x" if correct else "y", "correct": correct,
             "image": None if error else image, "code_path": None, "chars": 1000 + 100 * i, "error": error,
+            "names_concept": correct,
             "usage": {"tokens_in": tokens[0], "tokens_out": tokens[1]}, "seconds": 1.0}
 
 
@@ -124,6 +125,8 @@ def test_recognition_own_vs_people_on_the_same_concepts():
     assert rows["objects"]["own"] == 0.0 and rows["objects"]["own_matched"] is None and rows["objects"]["human"] is None
     assert rows["all"]["own"] == pytest.approx(1 / 3) and rows["all"]["own_matched"] == 0.5
     assert rows["shapes"]["own_chars"] == 1000 and rows["shapes"]["human_chars"] == 300
+    assert rows["shapes"]["own_named"] == 0.5 and rows["shapes"]["human_named"] is None   # old rows lack the field
+    assert rows["all"]["own_named"] == pytest.approx(1 / 3)
     assert m.chance(data["threads"]) == pytest.approx(0.2)
 
 
@@ -133,6 +136,7 @@ def test_costs_count_the_shared_first_draft_once():
     assert costs["loop_tokens_in"] == 14 * 10 and costs["human_tokens_in"] == 2000
     assert costs["tokens_in"] == 2140 and costs["tokens_out"] == 16
     assert costs["wall_seconds"] == 120.0 and costs["sessions"] == 2
+    assert costs["failures"] == {"model unreachable": 0, "no code": 0, "render failed": 1}
 
 
 def test_concepts_ranked_best_first():

@@ -64,7 +64,11 @@ def register(app: typer.Typer) -> None:
         samples: int = typer.Option(2, help="Independent drawings per concept (each runs both loops)."),
         iters: int = typer.Option(4, help="Attempts per loop, first draft included."),
         out: Optional[Path] = typer.Option(None, "--out", help="Check-up directory (default: runs/checkup-<model>)."),
-        concurrency: int = typer.Option(2, help="Threads worked on at once."),
+        concurrency: Optional[int] = typer.Option(None, help="Threads worked on at once (default: 1 for the "
+                                                             "embedded model, which serves one request at a "
+                                                             "time; 2 for servers)."),
+        retry_failed: bool = typer.Option(False, "--retry-failed", help="Redo finished loops in which the model "
+                                                                        "could not be reached (timeouts)."),
         human_per_concept: int = typer.Option(2, help="People's openclipart drawings recognized per concept."),
         human_max_chars: int = typer.Option(12000, help="Skip people's SVGs longer than this after metadata is "
                                                         "removed (the model reads them)."),
@@ -82,12 +86,16 @@ def register(app: typer.Typer) -> None:
         from drawloop.runs import slug
 
         try:
-            plan = CheckupPlan(levels=_levels(levels), concepts_per_level=concepts_per_level, samples=samples,
-                               iters=iters, concurrency=concurrency, human_per_concept=human_per_concept,
-                               human_max_chars=human_max_chars, seed=seed)
-            plan.validate()
             settings = Settings.from_env(model=model, base_url=base_url, temperature=temperature,
                                          max_tokens=max_tokens, seed=seed, max_iters=iters)
+            if concurrency is None:
+                # A queued request waits for the one slot of the embedded server and can time out.
+                embedded = settings.model.startswith("local") and not settings.base_url
+                concurrency = 1 if embedded else 2
+            plan = CheckupPlan(levels=_levels(levels), concepts_per_level=concepts_per_level, samples=samples,
+                               iters=iters, concurrency=concurrency, human_per_concept=human_per_concept,
+                               human_max_chars=human_max_chars, seed=seed, retry_failed=retry_failed)
+            plan.validate()
             out = out or Path(settings.runs_dir) / f"checkup-{slug(settings.model, 40)}"
             with open_model(settings) as models:
                 console.print(f"[bold]drawloop checkup[/] · {models.label} · {len(plan.concepts())} concepts × "

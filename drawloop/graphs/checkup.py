@@ -78,6 +78,7 @@ class CheckupPlan:
     human_per_concept: int = 2
     human_max_chars: int = 12000   # a person's SVG longer than this (after cleaning) is not shown (~5k tokens)
     seed: int = 0
+    retry_failed: bool = False     # redo finished threads in which the model could not be reached (timeouts)
 
     def validate(self) -> None:
         unknown = [level for level in self.levels if level not in LEVELS]
@@ -151,6 +152,25 @@ def shows(label: str, concept: str, distractors: Iterable[str] = ()) -> bool:
     return not any((content_words(d) - words) & title for d in distractors)
 
 
+_NAMES = re.compile(r"""\b(?:id|class)\s*=\s*["']([^"']*)["']|<!--(.*?)-->|<(?:text|title|desc)\b[^>]*>([^<]*)""", re.S)
+
+
+def code_names(code: str) -> set[str]:
+    """Words a reader of the code is told outright: ids, classes, comments, text, titles.
+    'waterfallGradient' -> {'waterfall', 'gradient'}. Element names (<circle>) are not names."""
+    words: set[str] = set()
+    for groups in _NAMES.findall(code or ""):
+        for text in groups:
+            spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", text)
+            words |= content_words(spaced.replace("_", " ").replace("-", " "))
+    return words
+
+
+def names_concept(code: str, concept: str) -> bool:
+    """Does the code name a content word of the concept ("a waterfall in a forest" and an id "waterfallGradient")?"""
+    return bool(content_words(concept) & code_names(code))
+
+
 _XML_DECL = re.compile(r"<\?xml.*?\?>", re.S)
 _DOCTYPE = re.compile(r"<!DOCTYPE[^\[>]*(\[.*?\])?\s*>", re.S)
 _COMMENT = re.compile(r"<!--.*?-->", re.S)
@@ -193,11 +213,11 @@ def human_drawings(concepts: Sequence[Concept], choices: dict[str, list[str]], i
             code = clean_svg_source(Path(item.path).read_text("utf-8", errors="replace"))
             if len(code) <= max_chars and "<svg" in code:
                 candidates.append((len(code), item, code))
-        seen: set[str] = set()
+        seen: set[str] = set()   # one drawing per series and per title: same title, usually the same picture
         for _, item, code in sorted(candidates, key=lambda c: (c[0], c[1].key)):
-            if item.series in seen:
+            if item.series in seen or item.label.lower() in seen:
                 continue
-            seen.add(item.series)
+            seen |= {item.series, item.label.lower()}
             found.append(HumanDrawing(concept.name, concept.level, item.key, item.label, item.path, code))
             if len([h for h in found if h.concept == concept.name]) >= per_concept:
                 break
@@ -315,28 +335,36 @@ class Checkup:
         with self._lock:
             self.trace.write(TraceEvent.from_dict(chunk))
 
-    def _thread(self, graph, spec: ThreadSpec, first_input: dict) -> dict:
-        """Run (or resume, or just read) one thread; a finished thread is never recomputed."""
+    def _thread(self, graph, spec: ThreadSpec, first_input: dict, redo: bool = False) -> tuple[dict, bool]:
+        """Run (or resume, or just read) one thread; a finished thread is never recomputed, unless
+        `redo`, or `retry_failed` and the model could not be reached in it. Returns (state, recomputed)."""
         config = {"configurable": {"thread_id": spec.thread_id, "run_id": self.dir.name,
                                    "seed": self.plan.seed + SAMPLE_SEED_STRIDE * spec.sample}}
         snapshot = graph.get_state(config)
-        if not (snapshot.values and not snapshot.next):
+        finished = bool(snapshot.values) and not snapshot.next
+        stale = redo or (finished and self.plan.retry_failed and unreachable(snapshot.values))
+        if stale and snapshot.values:
+            graph.checkpointer.delete_thread(spec.thread_id)
+            snapshot, finished = graph.get_state(config), False
+        if not finished:
             for chunk in graph.stream(None if snapshot.values else first_input, config, stream_mode="custom"):
                 self._write_event(chunk)
             with self._lock:
                 self.computed["threads"] += 1
         self._progress(spec.thread_id)
-        return graph.get_state(config).values
+        return graph.get_state(config).values, not finished
 
     def _unit(self, graphs: dict, concept: str, level: str, sample: int) -> dict[str, dict]:
         """One concept and sample: the critic loop, then the plain loop from the same first draft."""
         base = {"concept": concept, "language": self.settings.language, "choices": self.choices[concept]}
-        critic = self._thread(graphs["critic"], ThreadSpec("critic", concept, level, sample), {**base, "attempts": []})
+        critic, redone = self._thread(graphs["critic"], ThreadSpec("critic", concept, level, sample),
+                                      {**base, "attempts": []})
         states = {"critic": critic}
         if self.plan.iters >= 2:
             first = (critic.get("attempts") or [])[:1]
-            states["plain"] = self._thread(graphs["plain"], ThreadSpec("plain", concept, level, sample),
-                                           {**base, "attempts": first})
+            # a redone critic thread has a new first draft, so its plain twin must start again from it
+            states["plain"], _ = self._thread(graphs["plain"], ThreadSpec("plain", concept, level, sample),
+                                              {**base, "attempts": first}, redo=redone)
         return states
 
     def _pool(self, jobs: list[Callable[[], Any]]) -> list[Any]:
@@ -386,6 +414,7 @@ class Checkup:
             row = {"work_key": human.work_key, "concept": human.concept, "level": human.level, "key": human.key,
                    "title": human.label, "path": human.path, "chars": len(human.code),
                    "code_path": self.store.put(human.code, ".svg"), "image": self._render(human.code),
+                   "names_concept": names_concept(human.code, human.concept),
                    "choices": list(self.choices[human.concept]), "label": rec.get("label"),
                    "correct": bool(rec.get("correct")), "error": rec.get("error"), "usage": rec.get("usage") or {}}
             with self._lock:
@@ -456,6 +485,15 @@ class Checkup:
         }
 
 
+UNREACHABLE = "gave no usable answer"   # drawloop.llm's words when retries ran out (timeouts, lost connections)
+
+
+def unreachable(state: dict) -> bool:
+    """Did an attempt fail because the model could not be reached, rather than because of what it wrote?"""
+    return any(UNREACHABLE in (a.get("draw_error") or "") or UNREACHABLE in ((a.get("recognition") or {}).get("error") or "")
+               for a in state.get("attempts") or [])
+
+
 def model_details(models) -> str | None:
     """The exact weights behind a packaged local model: file name and SHA-256."""
     if getattr(models, "provider", None) != "local":
@@ -486,7 +524,7 @@ def versions() -> dict:
     return found
 
 
-def summarise_attempt(attempt: Attempt) -> dict:
+def summarise_attempt(attempt: Attempt, concept: str = "") -> dict:
     recognition = attempt.get("recognition") or {}
     critique = attempt.get("critique") or {}
     usage = {"tokens_in": 0, "tokens_out": 0}
@@ -497,6 +535,7 @@ def summarise_attempt(attempt: Attempt) -> dict:
             "scores": critique.get("scores") or {}, "label": recognition.get("label"),
             "correct": bool(recognition.get("correct")), "image": attempt.get("image"),
             "code_path": attempt.get("code_path"), "chars": len(attempt.get("code") or ""),
+            "names_concept": names_concept(attempt.get("code") or "", concept),
             "error": attempt.get("draw_error") or attempt.get("render_error"),
             "usage": usage, "seconds": round(sum((attempt.get("seconds") or {}).values()), 3)}
 
@@ -505,7 +544,7 @@ def summarise_thread(spec: ThreadSpec, state: dict) -> dict:
     return {"thread": spec.thread_id, "mode": spec.mode, "concept": spec.concept, "level": spec.level,
             "sample": spec.sample, "choices": list(state.get("choices") or []), "best": state.get("best"),
             "stop_reason": state.get("stop_reason"),
-            "attempts": [summarise_attempt(a) for a in state.get("attempts") or []]}
+            "attempts": [summarise_attempt(a, spec.concept) for a in state.get("attempts") or []]}
 
 
 def run_checkup(out: str | Path, plan: CheckupPlan, settings, models=None, **kwargs: Any) -> dict:

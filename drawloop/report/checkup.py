@@ -304,7 +304,8 @@ def _settings_section(results: dict) -> str:
 def _costs_section(results: dict) -> str:
     c = m.costs(results)
     sessions = results.get("sessions") or []
-    rows = [("drawing attempts", c["attempts"]),
+    failed = ", ".join(f"{n} {kind}" for kind, n in c["failures"].items() if n) or "none"
+    rows = [("drawing attempts", c["attempts"]), ("failed attempts", failed),
             ("tokens in / out (loops)", f"{c['loop_tokens_in']:,} / {c['loop_tokens_out']:,}"),
             ("tokens in / out (people's drawings)", f"{c['human_tokens_in']:,} / {c['human_tokens_out']:,}"),
             ("tokens in / out (total)", f"{c['tokens_in']:,} / {c['tokens_out']:,}"),
@@ -392,11 +393,16 @@ def write_report(directory: str | Path) -> Path:
         "since they state the answer in words. Levels whose concepts have no such drawing (most scenes and "
         f"generated concepts) show –. Chance is {fmt(chance, True)}.",
         table(["level", "own first drafts", "own, concepts with people's drawings", "people's drawings",
-               "concepts with people's drawings", "code length own / people (chars)"],
+               "concepts with people's drawings", "code length own / people (chars)",
+               "code names the concept own / people"],
               [(r["level"], f"{fmt(r['own'], True)} (n={r['n_own']})",
                 f"{fmt(r['own_matched'], True)} (n={r['n_matched']})",
                 f"{fmt(r['human'], True)} (n={r['n_human']})", r["concepts_with_human"],
-                f"{fmt(r['own_chars'], digits=0)} / {fmt(r['human_chars'], digits=0)}") for r in recognition]),
+                f"{fmt(r['own_chars'], digits=0)} / {fmt(r['human_chars'], digits=0)}",
+                f"{fmt(r['own_named'], True)} / {fmt(r['human_named'], True)}") for r in recognition]),
+        "*Code names the concept*: an id, class, comment or text in the code contains a word of the concept "
+        "(e.g. `id=\"waterfallGradient\"`), so the answer can be read off without picturing anything. Models name "
+        "their parts; people's editors write ids like `path1234`. Read recognition rates with this column.",
         "![recognition own vs people](figures/recognition.png)",
     ]
     if human:
@@ -421,8 +427,9 @@ def write_report(directory: str | Path) -> Path:
             for mode, g in ((mode, m.gain(threads, mode)) for mode in ("plain", "critic"))) + ".",
         "## 4. Diversity",
         "Independent first drafts of one concept (different seeds), embedded; the value is their mean pairwise cosine "
-        "distance. Final drafts (the loop's picks) are shown as diamonds. Each concept's sheet shows every sample "
-        "and iteration.",
+        f"distance ({results.get('embedder') or 'the image embedder'}, which crops each drawing to its content, so "
+        "the same shape at another size or place counts as the same drawing). Final drafts (the loop's picks) are "
+        "shown as diamonds. Each concept's sheet shows every sample and iteration.",
         table(["concept", "level", "samples", "first-draft diversity", "final diversity", "sheet"],
               [(c["concept"], c["level"], c["samples"], fmt(c["diversity"]), fmt(c["diversity_final"]),
                 sheet_link(c["concept"])) for c in concepts]),

@@ -34,8 +34,9 @@ DEFINITIONS = (
 )
 
 
-def rate(flags: Iterable[bool]) -> float | None:
-    flags = [bool(f) for f in flags]
+def rate(flags: Iterable[bool | None]) -> float | None:
+    """Share of true flags; None flags (not measured) are left out."""
+    flags = [bool(f) for f in flags if f is not None]
     return sum(flags) / len(flags) if flags else None
 
 
@@ -145,6 +146,8 @@ def recognition(threads: list[dict], human: list[dict]) -> list[dict]:
         rows.append({"level": level, "own": rate(first(t)["correct"] for t in own), "n_own": len(own),
                      "own_matched": rate(first(t)["correct"] for t in matched), "n_matched": len(matched),
                      "human": rate(h["correct"] for h in people), "n_human": len(people),
+                     "own_named": rate(first(t).get("names_concept") for t in own),
+                     "human_named": rate(h.get("names_concept") for h in people),
                      "own_chars": mean(first(t).get("chars") for t in own),
                      "human_chars": mean(h.get("chars") for h in people),
                      "concepts_with_human": len({h["concept"] for h in people})})
@@ -170,9 +173,15 @@ def costs(results: dict) -> dict:
     """Tokens and time. A plain thread's draft 0 belongs to its critic thread and is counted once."""
     tokens_in = tokens_out = attempts = 0
     node_seconds = 0.0
+    failures = {"model unreachable": 0, "no code": 0, "render failed": 0}
     for thread in results["threads"]:
         counted = thread["attempts"][1:] if thread["mode"] == "plain" else thread["attempts"]
         for attempt in counted:
+            error = attempt.get("error")
+            if error:
+                kind = ("model unreachable" if "gave no usable answer" in error
+                        else "render failed" if attempt.get("code_path") or attempt.get("chars") else "no code")
+                failures[kind] += 1
             tokens_in += attempt["usage"].get("tokens_in", 0)
             tokens_out += attempt["usage"].get("tokens_out", 0)
             node_seconds += attempt.get("seconds") or 0.0
@@ -183,7 +192,8 @@ def costs(results: dict) -> dict:
     return {"attempts": attempts, "tokens_in": tokens_in + human_in, "tokens_out": tokens_out + human_out,
             "loop_tokens_in": tokens_in, "loop_tokens_out": tokens_out, "human_tokens_in": human_in,
             "human_tokens_out": human_out, "node_seconds": round(node_seconds, 1),
-            "wall_seconds": round(sum(s.get("seconds", 0.0) for s in sessions), 1), "sessions": len(sessions)}
+            "wall_seconds": round(sum(s.get("seconds", 0.0) for s in sessions), 1), "sessions": len(sessions),
+            "failures": failures}
 
 
 def headline(results: dict) -> dict:
