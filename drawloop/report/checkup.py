@@ -319,13 +319,16 @@ def _costs_section(results: dict) -> str:
 
 def _glance(results: dict) -> str:
     h = m.headline(results)
+    named = m.recognition(results["threads"], results["human"])[-1]
     plain, critic = m.gain(results["threads"], "plain"), m.gain(results["threads"], "critic")
     lines = [
         f"- **Generation:** first drafts score {fmt(h['first_score'])} and are recognized "
         f"{fmt(h['first_recognized'], True)} of the time; the loop's final drafts score {fmt(h['best_score'])}, "
         f"recognized {fmt(h['best_recognized'], True)} (chance {fmt(h['chance'], True)}).",
         f"- **Recognition from code:** own first drafts {fmt(h['own_recognized_matched'], True)} vs people's drawings "
-        f"{fmt(h['human_recognized'], True)}, on the concepts that have people's drawings."
+        f"{fmt(h['human_recognized'], True)}, on the concepts that have people's drawings; "
+        f"{fmt(named['own_named'], True)} of own first drafts name the concept in their code (ids, comments), "
+        f"{fmt(named['human_named'], True)} of people's drawings do."
         if h["human_recognized"] is not None else
         "- **Recognition from code:** no concept in this slice has people's drawings to compare with.",
         f"- **Self-correction** (draft 0 → last, paired): plain \"improve your drawing\" "
