@@ -140,7 +140,7 @@ def build_command(
     except _known_errors() as exc:
         err_console.print(f"[red]error:[/] {exc}")
         if out.exists():
-            err_console.print(f"finished drawings are saved; fix the cause and run the same command to resume.")
+            err_console.print("finished drawings are saved; fix the cause and run the same command to resume.")
         raise typer.Exit(2)
     if as_json:
         print(json.dumps({"out": str(out), "counts": result.counts, "stats": result.stats.to_dict(),
