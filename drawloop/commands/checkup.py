@@ -3,10 +3,13 @@
     drawloop checkup --levels shapes,objects --concepts-per-level 3 --samples 2 --iters 3
     drawloop checkup --model openai:gpt-4o-mini --out runs/checkup-4o-mini     # rerun = resume
     drawloop checkup --model openai:qwen --base-url http://localhost:8000/v1
+    drawloop checkup --retry-failed                # also redo loops in which the model timed out
     drawloop checkup compare runs/checkup-local runs/checkup-4o-mini
 
 The report lands in OUT/report.md (default out: runs/checkup-<model>). Running the same command
-again resumes: finished loops, recognitions and embeddings are read back, never recomputed.
+again resumes: finished loops, recognitions and embeddings are read back, never recomputed; more
+concepts or samples later cost only the new ones. On a slow machine raise DRAWLOOP_TIMEOUT (seconds
+per request, default 180) rather than letting drawings fail as timeouts.
 """
 
 from __future__ import annotations

@@ -34,7 +34,13 @@ People's drawings are matched to concepts by words, not by embedding similarity,
 drawing of that thing (see `shows`): every content word of the concept must appear in the
 drawing's title, and the title must not name a distractor. Editor metadata (title, keywords,
 descriptions, Inkscape/Sodipodi data, comments) is removed from the SVG before the model reads it,
-because it states the answer in words; the drawing's elements are kept as they are.
+because it states the answer in words; the drawing's elements are kept as they are. One drawing
+per series and per title (near-copies share both). `names_concept` records, for own and people's
+drawings alike, whether ids, classes, comments or text in the code spell out the concept.
+
+Threads are driven here with a small thread pool over one SQLite checkpointer, not through
+graphs/batch.py: a check-up needs paired plain/critic threads, fixed-length loops and failures
+kept as data (batch.py retries failed threads with new seeds, which would bias the test).
 """
 
 from __future__ import annotations
