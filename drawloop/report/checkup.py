@@ -157,10 +157,13 @@ def figure_diversity(rows: list[dict], path: Path) -> Path:
 
     plt = _plt()
     rows = sorted([r for r in rows if r["diversity"] is not None], key=lambda r: r["diversity"])
-    fig, ax = plt.subplots(figsize=(8, max(2.8, 1.2 + 0.32 * len(rows))))
+    fig, ax = plt.subplots(figsize=(9.5, max(2.8, 1.2 + 0.32 * len(rows))))
     names = [r["concept"] for r in rows]
-    ax.barh(names, [r["diversity"] for r in rows], height=0.6,
-            color=[LEVEL_COLOURS.get(r["level"], "#777") for r in rows])
+    bars = ax.barh(names, [r["diversity"] for r in rows], height=0.6,
+                   color=[LEVEL_COLOURS.get(r["level"], "#777") for r in rows])
+    for bar, row in zip(bars, rows):
+        ax.annotate(f"{row['diversity']:.2f}", (bar.get_width(), bar.get_y() + bar.get_height() / 2),
+                    xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
     finals = [(i, r["diversity_final"]) for i, r in enumerate(rows) if r["diversity_final"] is not None]
     if finals:
         ax.scatter([v for _, v in finals], [i for i, _ in finals], marker="D", facecolor="white",
@@ -173,7 +176,7 @@ def figure_diversity(rows: list[dict], path: Path) -> Path:
     ax.set_title("Diversity: how differently the model draws one concept")
     if not rows:
         ax.text(0.5, 0.5, "fewer than two rendered samples per concept", ha="center", transform=ax.transAxes)
-    ax.legend(handles=handles, fontsize=8, loc="lower right")
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -233,7 +236,7 @@ def concept_sheet(directory: Path, concept: str, rows: list[tuple[str, list[tupl
             frame = (30, 150, 60) if framed else (190, 190, 190)
             draw.rectangle([x - 2, y - 2, x + tile + 1, y + tile + 1], outline=frame, width=4 if framed else 1)
             for j, line in enumerate(caption[:2]):
-                draw.text((x, y + tile + 3 + j * 13), line[:26], fill="black", font=small)
+                draw.text((x, y + tile + 3 + j * 13), line[:max(12, tile // 6)], fill="black", font=small)
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path)
     return path
