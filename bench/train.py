@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from drawloop.vision.augment import AugmentConfig, augment
+from drawloop.vision.augment import augment
 from drawloop.vision.backbone import BackboneConfig
 from drawloop.vision.procedural import generate
 from drawloop.vision.ssl import TrainConfig, build_model

@@ -214,12 +214,11 @@ def train(
     batch = min(config.batch_size, images.shape[0])
     steps_per_epoch = images.shape[0] // batch  # drop the ragged last batch: BN on a handful is noise
     total_steps = steps_per_epoch * config.epochs
-    lr = config.lr
 
     torch.manual_seed(config.seed)
     model = build_model(config, images.shape[0]).to(dev)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=config.weight_decay)
+    optimizer = torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
     gen = torch.Generator().manual_seed(config.seed)
     state = {"epoch": 0, "step": 0, "epoch_losses": [], "epoch_accuracies": [], "step_losses": [], "wall_s": 0.0}
 
@@ -241,16 +240,17 @@ def train(
                 x = images[ids].to(dev).float().div_(255)
                 view_a, view_b = augment(x, config.augment, gen), augment(x, config.augment, gen)
                 for group in optimizer.param_groups:
-                    group["lr"] = cosine_lr(lr, state["step"], total_steps)
+                    group["lr"] = cosine_lr(config.lr, state["step"], total_steps)
                 loss, accuracy = model(view_a, view_b, gen, ids)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                loss_value, accuracy_value = loss.item(), accuracy.item()  # one device sync per step
                 state["step"] += 1
-                state["step_losses"].append(loss.item())
-                epoch_loss += loss.item()
-                epoch_accuracy += accuracy.item()
-                bar.advance(epoch + 1, loss.item(), accuracy.item(), batch / (time.perf_counter() - t0))
+                state["step_losses"].append(loss_value)
+                epoch_loss += loss_value
+                epoch_accuracy += accuracy_value
+                bar.advance(epoch + 1, loss_value, accuracy_value, batch / (time.perf_counter() - t0))
             state["epoch"] = epoch + 1
             state["epoch_losses"].append(epoch_loss / steps_per_epoch)
             state["epoch_accuracies"].append(epoch_accuracy / steps_per_epoch)
