@@ -231,6 +231,9 @@ def test_interrupted_run_resumes_without_repeating_finished_work(tmp_path, items
     plain_made = broken.agents["plain_drawer"].calls + resumed.agents["plain_drawer"].calls
     assert sorted(plain_made) == sorted(clean.agents["plain_drawer"].calls)
     assert len(broken.agents["drawer"].calls) == 4
+    sessions = json.loads((tmp_path / "c" / "checkup.json").read_text())["sessions"]
+    assert [s["finished"] for s in sessions] == [False, True]      # the killed session still counts
+    assert sessions[0]["computed"]["threads"] >= 1 and sessions[0]["seconds"] > 0
     def scores(threads):
         return [[(a["score"], a["label"], a["image"]) for a in t["attempts"]] for t in threads]
 

@@ -304,7 +304,12 @@ class Checkup:
         record.update(identity=self._identity(), plan=dataclasses.asdict(self.plan),
                       settings=self.settings.public(), model=self.model_label,
                       model_details=model_details(self.models), versions=versions())
-        (self.dir / "checkup.json").write_text(json.dumps(record, indent=2, default=str))
+        # The session is on record from its start and its time is updated as work finishes, so a
+        # killed session still counts in the report's costs (up to its last finished item).
+        self._record, self._start = record, start
+        self._session = {"started": started, "seconds": 0.0, "finished": False, "computed": self.computed}
+        record["sessions"].append(self._session)
+        self._save_record()
         from drawloop.runs import Run
 
         run = Run(self.dir, {})  # only for its SQLite checkpointer at DIR/checkpoints.sqlite
@@ -315,9 +320,8 @@ class Checkup:
             humans = self._run_humans()
         vectors = self._embeddings(states)
         record["embedder"] = getattr(self.embedder, "name", None) or record.get("embedder")
-        record["sessions"].append({"started": started, "seconds": round(time.perf_counter() - start, 2),
-                                   "computed": dict(self.computed)})
-        (self.dir / "checkup.json").write_text(json.dumps(record, indent=2, default=str))
+        self._session["finished"] = True
+        self._save_record()
         results = self._results(states, humans, vectors, record)
         (self.dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
         return results
@@ -331,9 +335,17 @@ class Checkup:
                                   store=self.store, size=self.settings.size, language=self.settings.language,
                                   n_distractors=self.settings.n_distractors, checkpointer=saver)
 
+    def _save_record(self) -> None:
+        self._session["seconds"] = round(time.perf_counter() - self._start, 2)
+        path = self.dir / "checkup.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self._record, indent=2, default=str))
+        tmp.replace(path)  # atomic: a kill never leaves half a record
+
     def _progress(self, what: str) -> None:
         with self._lock:
             self._done += 1
+            self._save_record()
             if self.on_progress:
                 self.on_progress(self._done, self._total, what)
 
@@ -432,7 +444,11 @@ class Checkup:
 
         for row in self._pool([lambda h=h: recognize(h) for h in todo]):
             done[row["work_key"]] = row
-        return [done[h.work_key] for h in drawings if h.work_key in done]  # selection order, every session
+        rows = [done[h.work_key] for h in drawings if h.work_key in done]  # selection order, every session
+        for row in rows:
+            if "names_concept" not in row and row.get("code_path"):  # rows from before the field existed
+                row["names_concept"] = names_concept(self.store.read(row["code_path"]).decode(), row["concept"])
+        return rows
 
     def _render(self, code: str) -> str | None:
         """A person's drawing as the report shows it (the model never sees this picture)."""

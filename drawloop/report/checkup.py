@@ -314,7 +314,8 @@ def _costs_section(results: dict) -> str:
             ("tokens in / out (total)", f"{c['tokens_in']:,} / {c['tokens_out']:,}"),
             ("wall time", f"{_duration(c['wall_seconds'])} over {c['sessions']} session(s)"),
             ("time inside loop nodes", f"{_duration(c['node_seconds'])} (summed over concurrent threads)")]
-    lines = [f"- session {i + 1}: started {s['started']}, {s['seconds']:.0f} s, computed "
+    lines = [f"- session {i + 1}{'' if s.get('finished', True) else ' (interrupted)'}: started {s['started']}, "
+             f"{s['seconds']:.0f} s, computed "
              f"{s['computed'].get('threads', 0)} threads, {s['computed'].get('human', 0)} people's drawings, "
              f"{s['computed'].get('embeddings', 0)} embeddings" for i, s in enumerate(sessions)]
     return table(["", ""], rows) + "\n\n" + "\n".join(lines)
