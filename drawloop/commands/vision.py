@@ -48,10 +48,12 @@ def build_command(
     limit: Optional[int] = typer.Option(None, min=1, help="At most N items per category."),
     per_series: int = typer.Option(8, min=1, help="At most N near-copies per series (numbered variants)."),
     retry_failed: bool = typer.Option(False, help="Try again the drawings that could not be drawn before."),
+    threads: int = typer.Option(1, min=1, help="Torch threads for embedding (1 is fastest on busy cores)."),
 ) -> None:
     """Render, embed and cache the gallery; later builds only redo what changed."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+    from drawloop.vision.features import EfficientNetEmbedder
     from drawloop.vision.gallery import SOURCES, build_gallery, cache_root
 
     try:
@@ -61,6 +63,7 @@ def build_command(
                       TimeRemainingColumn(), console=console, transient=True) as progress:
             task = progress.add_task("rendering + embedding", total=None)
             gallery = build_gallery(sources, category or None, limit, per_series, retry_failed=retry_failed,
+                                    embedder=EfficientNetEmbedder(threads=threads),
                                     progress=lambda done, total: progress.update(task, completed=done, total=total))
     except (ValueError, RuntimeError) as exc:
         err_console.print(f"[red]{exc}[/]")

