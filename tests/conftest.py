@@ -32,6 +32,17 @@ def fake_llm(*answers: str, cycle: bool = False, retries: int = 0) -> ChatLLM:
 
 
 @pytest.fixture
+def one_torch_thread():
+    """On a shared 2-core machine, two OpenMP threads fighting other jobs run tiny ops many times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def fixed_distractors():
     return lambda concept, n, seed: ["a dog", "a tree", "a car", "a house"][:n]
 

@@ -8,13 +8,7 @@ from PIL import Image
 from drawloop.vision.data import DataError, list_images, load_images, load_source, save_grid
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    # On a shared 2-core machine, two OpenMP threads fighting other jobs run tiny ops many times slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # fixture in conftest.py
 
 
 def _png(path, colour, size=(40, 40), mode="RGB"):

@@ -4,13 +4,7 @@ import torch
 from drawloop.vision.procedural import CHUNK, KINDS, generate
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    # On a shared 2-core machine, two OpenMP threads fighting other jobs run tiny ops many times slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # fixture in conftest.py
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))

@@ -20,13 +20,7 @@ from drawloop.vision.ssl import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    # On a shared 2-core machine, two OpenMP threads fighting other jobs run tiny ops many times slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # fixture in conftest.py
 
 TINY = BackboneConfig(arch="resnet10", width=4)
 

@@ -9,13 +9,7 @@ from drawloop.commands.train import register
 from drawloop.vision.probe import FASHION_MNIST
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    # On a shared 2-core machine, two OpenMP threads fighting other jobs run tiny ops many times slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # fixture in conftest.py
 
 
 @pytest.fixture
