@@ -14,12 +14,16 @@ What each one measures, and how far to trust it:
   ConceptScorer    how far the drawing's similarity to the concept's references stands above its
                    similarity to other concepts. ImageNet features: colour and silhouette count a
                    lot, so a red disc earns some "apple". Never use it alone.
-  StructureScorer  what a primitive cannot fake: visible parts, colours, elements, filled area.
-                   Knows nothing about the concept.
+  StructureScorer  what a lone primitive cannot show: filled parts, colours, elements, an ordered
+                   (symmetric, uncluttered) layout. Knows nothing about the concept; dense
+                   multi-colour scribbles can still fool it (measured in tests/test_pixel.py).
   VLMCriticScorer  a vision-language model looks at the PNG and returns a score and fixes.
   ClipScorer       CLIP image-text similarity (open_clip), when the user has a checkpoint file.
 
-Every scorer abstains (returns None) on a drawing that did not render.
+Every scorer abstains (returns None) on a drawing that did not render. The gallery (default: all
+sources, ~8.6k drawings) is built on first use, minutes the first time on 2 cores, then read
+from the cache in seconds; `drawloop gallery build` does it ahead of time with a progress bar.
+Pass `gallery=` (a Gallery or a zero-argument factory) to use another one.
 """
 
 from __future__ import annotations

@@ -420,7 +420,7 @@ class Gallery:
         self.embedder, self.text_embedder = embedder, text_embedder
         self.failed = failed or {}
         self._anchors: tuple[list[str], np.ndarray, np.ndarray] | None = None
-        self._reference_cache: dict[str, np.ndarray] = {}
+        self._reference_cache: dict[tuple[str, int], np.ndarray] = {}
         self._text_cache: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
@@ -457,9 +457,9 @@ class Gallery:
     def references(self, concept: str, k: int = REFERENCES) -> np.ndarray:
         """Rows of the concept's reference drawings: the text matches that name the same thing
         (at most k; at least the best match), cached per concept text."""
-        if concept not in self._reference_cache:
-            self._reference_cache[concept] = _close_matches(self.text_vectors @ self.embed_texts([concept])[0], k)
-        return self._reference_cache[concept]
+        if (concept, k) not in self._reference_cache:
+            self._reference_cache[concept, k] = _close_matches(self.text_vectors @ self.embed_texts([concept])[0], k)
+        return self._reference_cache[concept, k]
 
     def anchors(self) -> tuple[list[str], np.ndarray, np.ndarray]:
         """The "other concepts" a similarity is judged against: one per distinct glyph label
@@ -484,7 +484,7 @@ class Gallery:
         sims = vectors @ self.vectors.T                                    # (n, items)
         names, anchor_rows, anchor_text = self.anchors()
         anchor_raw = _top_mean(np.where(anchor_rows >= 0, sims[:, anchor_rows], -np.inf))   # (n, A)
-        concept_text = self.embed_texts(list(concepts))
+        synonyms = self.embed_texts(list(concepts)) @ anchor_text.T >= SAME_CONCEPT    # (concepts, A)
         raw = np.zeros((len(vectors), len(concepts)), np.float32)
         z = np.zeros_like(raw)
         means = np.zeros_like(raw)
@@ -494,7 +494,7 @@ class Gallery:
             rows = self.references(concept)
             references.append([self.items[r].label for r in rows])
             raw[:, j] = _top_mean(sims[:, rows[None, :]])[:, 0]
-            others = (anchor_text @ concept_text[j]) < SAME_CONCEPT
+            others = ~synonyms[j]
             pool = anchor_raw[:, others] if others.sum() >= 5 else anchor_raw
             means[:, j], stds[:, j] = pool.mean(axis=1), pool.std(axis=1) + 1e-6
             z[:, j] = (raw[:, j] - means[:, j]) / stds[:, j]
@@ -520,8 +520,10 @@ class Gallery:
         rows = np.asarray(rows, dtype=np.int64)
         index = VectorIndex(self.index.dim, kind="flat", embedder=self.index.embedder)
         index.add(self.vectors[rows], [_meta(self.items[r]) for r in rows])
-        return Gallery(index, [self.items[r] for r in rows], self.text_vectors[rows], self.embedder,
+        part = Gallery(index, [self.items[r] for r in rows], self.text_vectors[rows], self.embedder,
                        self.text_embedder)
+        part._text_cache = self._text_cache          # text vectors do not depend on the rows
+        return part
 
     def merged_series(self, threshold: float = 0.92) -> list[str]:
         """Each row's series, with series joined whenever two of their drawings are near-copies

@@ -8,6 +8,7 @@
     hits = index.search_images([png_bytes], embedder, k=8)
     pairs = index.near_duplicates(threshold=0.97)    # [(kept_id, duplicate_id, similarity), ...]
     removed = index.dedup(threshold=0.97, prefer="score")   # drop near-copies, keep the best-scored
+    index.remove([3, 17]);  index.meta(5);  index.metas();  len(index)
     index.diversity()                                # {concept: mean pairwise cosine distance}
     index.save("data/llm/index");  index = VectorIndex.load("data/llm/index")
     index = VectorIndex.open("data/llm/index", dim=1280)     # load if present, else empty; save() writes back
