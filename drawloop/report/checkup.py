@@ -524,6 +524,7 @@ def compare(dir_a: str | Path, dir_b: str | Path, out: str | Path | None = None)
 
 def figure_compare(a: dict, b: dict, name_a: str, name_b: str, path: Path) -> Path:
     plt = _plt()
+    name_a, name_b = (n.replace(" (embedded llama.cpp)", "") for n in (name_a, name_b))  # legends stay short
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     ha, hb = m.headline(a), m.headline(b)
     keys = [k for k, _, _ in HEADLINE_ROWS if k not in ("plain_gain", "critic_gain")]
@@ -541,7 +542,8 @@ def figure_compare(a: dict, b: dict, name_a: str, name_b: str, path: Path) -> Pa
                 axes[1].plot([p["iteration"] for p in points], [p["mean"] for p in points], style, marker="o",
                              color=colour, label=f"{name[:30]} · {mode}")
     axes[1].set_title("Self-correction: mean score per iteration")
-    axes[1].set_xlabel("iteration")
+    axes[1].set_xlabel("iteration (0 = first draft)")
+    axes[1].xaxis.get_major_locator().set_params(integer=True)
     axes[1].set_ylim(-0.05, 1.05)
     axes[1].legend(fontsize=7)
     fig.tight_layout()
