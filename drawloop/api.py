@@ -153,10 +153,12 @@ def _run(run: Run | None, concept: str, settings: Settings, models: ModelHandle,
                                    language=settings.language, n_distractors=settings.n_distractors,
                                    review_nodes=review_nodes, checkpointer=saver, context=context)
         snapshot = graph.get_state(config)
-        finished = bool(snapshot.values) and not snapshot.next
-        if not finished:
-            first_input = None if snapshot.values else {"concept": concept, "language": settings.language,
-                                                         "attempts": []}
+        # `snapshot.tasks`, not `snapshot.next`: a run killed right after decide's writes were
+        # saved (before the checkpoint that plans the next step) has next == () but still a task.
+        started = bool(snapshot.values or snapshot.tasks)
+        if not started or snapshot.tasks:
+            first_input = None if started else {"concept": concept, "language": settings.language,
+                                                "attempts": []}
             for chunk in graph.stream(first_input, config, stream_mode="custom"):
                 event = TraceEvent.from_dict(chunk)
                 writer.write(event)

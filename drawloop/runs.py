@@ -24,6 +24,7 @@ import os
 import re
 import secrets
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -43,7 +44,9 @@ def new_run_id(concept: str) -> str:
 
 
 class ArtifactStore:
-    """Content-addressed files under <run>/artifacts; paths returned are relative to the run."""
+    """Content-addressed files under <run>/artifacts; paths returned are relative to the run.
+    Safe for many threads and processes: each writer has its own temp file, and the rename is
+    atomic, so two writers of the same picture never tear it and a killed run never leaves half."""
 
     def __init__(self, run_dir: Path):
         self.run_dir = Path(run_dir)
@@ -55,9 +58,9 @@ class ArtifactStore:
         target = self.run_dir / rel
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_suffix(target.suffix + f".tmp{os.getpid()}")
+            tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
             tmp.write_bytes(blob)
-            os.replace(tmp, target)  # atomic: a killed run never leaves half a file
+            os.replace(tmp, target)
         return rel.as_posix()
 
     def read(self, rel: str) -> bytes:

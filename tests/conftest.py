@@ -113,18 +113,6 @@ class FakeOpenAI(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def fake_server():
-    FakeOpenAI.answers, FakeOpenAI.requests = [], []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-
-
-
-
-@pytest.fixture
-def fake_server():
     """An OpenAI-compatible server on 127.0.0.1 (scripted answers first, then smart_answer)."""
     FakeOpenAI.answers, FakeOpenAI.requests, FakeOpenAI.concept = [], [], ""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)

@@ -118,3 +118,29 @@ def test_critic_model_flag_adds_a_vision_critic_that_sees_the_png(fake_server, t
     assert critique["scores"]["vlm"] == pytest.approx(0.3)
     # sanity 1, recognition 1, llm 0.6 at weight 1 each, vlm 0.3 at weight 2 -> 3.2 / 5
     assert critique["score"] == pytest.approx(0.64, abs=1e-3)
+
+
+def test_resume_of_a_run_killed_right_after_decide_finishes_it(fake_server, tmp_path):
+    """decide's writes saved, the checkpoint that plans the next step not: `--resume` must go on
+    drawing, not report the half-finished run as done."""
+    import sqlite3
+
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    FakeOpenAI.concept = "a red apple"
+    args = ["--model", "openai:fake", "--base-url", fake_server, "--max-iters", "3", "--patience", "5", "--json"]
+    full = json.loads(invoke("draw", "a red apple", *args, "--out", str(tmp_path)).output)
+    assert full["iterations"] == 3
+    db = Path(full["run_dir"]) / "checkpoints.sqlite"
+    with sqlite3.connect(db, check_same_thread=False) as conn:
+        history = list(reversed(list(SqliteSaver(conn).list(None))))
+        # the first checkpoint whose next step is decide; as if killed right after decide wrote
+        cut = next(c for c in history if "branch:to:decide" in c.checkpoint["channel_values"])
+        cut_id, thread = cut.config["configurable"]["checkpoint_id"], cut.config["configurable"]["thread_id"]
+        conn.execute("DELETE FROM checkpoints WHERE thread_id = ? AND checkpoint_id > ?", (thread, cut_id))
+        conn.execute("DELETE FROM writes WHERE thread_id = ? AND checkpoint_id > ?", (thread, cut_id))
+        assert conn.execute("SELECT count(*) FROM writes WHERE checkpoint_id = ?", (cut_id,)).fetchone()[0]
+    again = invoke("draw", "--resume", full["run_dir"], "--json")
+    assert again.exit_code == 0, again.output
+    resumed = json.loads(again.output)
+    assert resumed["iterations"] == 3 and resumed["stop_reason"] == "max_iters"

@@ -165,3 +165,14 @@ def test_search_images_refuses_features_of_another_embedder():
 
     with pytest.raises(ValueError, match="holds test features, not other"):
         filled().search_images([b"png"], Other())
+
+
+def test_near_duplicates_finds_every_copy_in_a_group_larger_than_k():
+    vector = random_unit(1, 16)
+    index = VectorIndex(16)
+    index.add(np.repeat(vector, 20, axis=0))          # 20 identical copies, k = 4
+    index.add(random_unit(5, 16, seed=9))
+    pairs = index.near_duplicates(threshold=0.99, k=4)
+    assert len(pairs) == 20 * 19 // 2
+    assert index.dedup(threshold=0.99, k=4) == list(range(1, 20))
+    assert len(index) == 6

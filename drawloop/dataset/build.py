@@ -57,23 +57,6 @@ class BuildResult:
     counts: dict[str, int] = field(default_factory=dict)   # this selection's jobs: pending/done/failed
 
 
-class SharedArtifactStore(ArtifactStore):
-    """ArtifactStore for many threads of one process: each writer gets its own temp file, since
-    two threads drawing the same picture would otherwise share (and tear) one."""
-
-    def put(self, data: bytes | str, suffix: str) -> str:
-        blob = data.encode("utf-8") if isinstance(data, str) else data
-        digest = hashlib.sha256(blob).hexdigest()
-        rel = Path("artifacts") / digest[:2] / f"{digest}{suffix}"
-        target = self.run_dir / rel
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-            tmp.write_bytes(blob)
-            os.replace(tmp, target)
-        return rel.as_posix()
-
-
 @contextlib.contextmanager
 def exclusive(root: Path):
     """One build or curation per dataset folder at a time. The lock dies with its process, so a
@@ -259,7 +242,7 @@ def _draw(root: Path, manifest: Manifest, pending: list[JobRow], settings: Setti
     if warming is not None:
         warming.join()
     rows = {job.id: job for job in pending}
-    store = SharedArtifactStore(root / "work")
+    store = ArtifactStore(root / "work")
 
     def commit(outcome: ThreadOutcome) -> None:
         job = rows[outcome.job.id]

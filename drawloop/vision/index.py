@@ -164,16 +164,24 @@ class VectorIndex:
     # ------------------------------------------------------------ duplicates and diversity
 
     def near_duplicates(self, threshold: float = 0.97, k: int = 8, nprobe: int | None = 4) -> list[tuple[int, int, float]]:
-        """Pairs (earlier id, later id, similarity) at or above `threshold`, from each item's
-        k nearest neighbours (exact for a flat index; approximate for IVF/HNSW)."""
+        """Pairs (earlier id, later id, similarity) at or above `threshold`. Each item looks at its
+        k nearest neighbours first; an item whose k-th neighbour is still above the threshold (a
+        group of more than k near-copies) is searched again with k doubled, so no copy is missed
+        (exact for a flat index; approximate for IVF/HNSW)."""
         pairs: list[tuple[int, int, float]] = []
         vectors = self.vectors
         for start in range(0, len(self), SEARCH_BLOCK):
-            sims, rows = self.search_rows(vectors[start:start + SEARCH_BLOCK], k + 1, nprobe=nprobe)
-            query_rows = np.arange(start, start + len(rows))[:, None]
-            hit = (sims >= threshold) & (rows > query_rows)      # each pair once, never self
-            for q, r, s in zip(np.broadcast_to(query_rows, rows.shape)[hit], rows[hit], sims[hit]):
-                pairs.append((int(self._ids[q]), int(self._ids[r]), float(s)))
+            rows_todo = np.arange(start, min(start + SEARCH_BLOCK, len(self)))
+            width = k + 1
+            while len(rows_todo):
+                sims, rows = self.search_rows(vectors[rows_todo], width, nprobe=nprobe)
+                saturated = (sims[:, -1] >= threshold) & (rows.shape[1] < len(self))
+                done = ~saturated
+                query_rows = rows_todo[done][:, None]
+                hit = (sims[done] >= threshold) & (rows[done] > query_rows)   # each pair once, never self
+                for q, r, s in zip(np.broadcast_to(query_rows, rows[done].shape)[hit], rows[done][hit], sims[done][hit]):
+                    pairs.append((int(self._ids[q]), int(self._ids[r]), float(s)))
+                rows_todo, width = rows_todo[saturated], width * 2
         pairs.sort()
         return pairs
 
