@@ -27,10 +27,12 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from drawloop.renderers.base import RenderResult
 from drawloop.renderers.guard import DEFAULT_LIMITS, GuardLimits, check_svg
@@ -150,7 +152,17 @@ def _fontconfig_family(generic: str) -> str | None:
 
 @functools.lru_cache(maxsize=1)
 def _empty_dir() -> str:
-    return tempfile.mkdtemp(prefix="drawloop-resvg-")  # relative paths resolve here: nothing to read
+    """resvg resolves relative paths against its working directory: give it one with nothing to
+    read. One per user, reused, so a million short-lived render workers leave no litter in /tmp."""
+    path = Path(tempfile.gettempdir()) / f"drawloop-resvg-empty-{os.getuid()}"
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    info = path.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or any(path.iterdir()):
+        return tempfile.mkdtemp(prefix="drawloop-resvg-")   # someone else's, or not empty: a fresh one
+    return str(path)
 
 
 def _clean_resvg_warning(line: str) -> str:
