@@ -121,12 +121,13 @@ def cat_gallery(tmp_path, choices):
     return items
 
 
-def make_checkup(out, items, samples=2, drawer=None, **options):
+def make_checkup(out, items, samples=2, drawer=None, on_progress=None, on_event=None, **options):
     plan = CheckupPlan(**{"levels": ("shapes", "objects"), "concepts_per_level": 1, "samples": samples, "iters": 3,
                           "concurrency": 2, "human_per_concept": 3, "human_max_chars": 2000, **options})
     agents = {"drawer": drawer or ScriptedDrawer(CRITIC_TABLE), "plain_drawer": ScriptedDrawer(PLAIN_TABLE),
               "recognizer": QRecognizer(), "critic": QCritic()}
-    return Checkup(out, plan, Settings(model="fake"), agents=agents, embedder=ColourEmbedder(), human_items=items)
+    return Checkup(out, plan, Settings(model="fake"), agents=agents, embedder=ColourEmbedder(), human_items=items,
+                   on_progress=on_progress, on_event=on_event)
 
 
 @pytest.fixture
@@ -163,9 +164,14 @@ def test_cleaning_removes_what_names_the_picture(items):
 
 
 def test_full_checkup_threads_curves_people_and_diversity(tmp_path, items):
-    checkup = make_checkup(tmp_path / "c", items, samples=3)
+    progress, events = [], []
+    checkup = make_checkup(tmp_path / "c", items, samples=3, on_progress=lambda *a: progress.append(a),
+                           on_event=events.append)
     results = checkup.run()
     threads = {t["thread"]: t for t in results["threads"]}
+    # the live view hears of the loops before the first one finishes, and of every node as it runs
+    assert progress[0] == (0, 12, "loops") and (12, 12) in [p[:2] for p in progress]
+    assert {e.thread for e in events if e.node == "draw"} == set(threads)
     assert len(threads) == 2 * 3 * 2    # 2 concepts x 3 samples x (critic, plain)
     critic, plain = threads["critic:cat:s1"], threads["plain:cat:s1"]
     assert [a["score"] for a in critic["attempts"]] == [0.4, 0.3, 0.6]

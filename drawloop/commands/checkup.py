@@ -149,4 +149,10 @@ def _run_with_progress(out, plan, settings, models, run_checkup):
                 tasks[phase] = progress.add_task(phase, total=total, last="")
             progress.update(tasks[phase], completed=done, total=total, last=what)
 
-        return run_checkup(out, plan, settings, models, on_progress=on_progress)
+        def on_event(event) -> None:
+            # What the model is doing right now: loops take minutes with a local model.
+            if event.phase != "start" or "drawing loops" not in tasks:
+                return
+            progress.update(tasks["drawing loops"], last=f"{event.thread} · iteration {event.iteration} · {event.node}")
+
+        return run_checkup(out, plan, settings, models, on_progress=on_progress, on_event=on_event)

@@ -237,14 +237,15 @@ class Checkup:
     pass instances (drawer, plain_drawer, recognizer, critic, renderer) to swap any of them."""
 
     def __init__(self, out: str | Path, plan: CheckupPlan, settings, models=None, *, agents: dict | None = None,
-                 embedder=None, human_items: Sequence[Any] | None = None, on_progress: Progress | None = None):
+                 embedder=None, human_items: Sequence[Any] | None = None, on_progress: Progress | None = None,
+                 on_event: Callable[[TraceEvent], None] | None = None):
         plan.validate()
         self.dir = Path(out)
         self.plan, self.settings, self.models = plan, settings, models
         self.agents = self._agents(agents or {})
         self.embedder = embedder
         self.human_items = human_items
-        self.on_progress = on_progress
+        self.on_progress, self.on_event = on_progress, on_event
         self.store = ArtifactStore(self.dir)
         self.concepts = plan.concepts()
         self.choices = {c.name: make_choices(c.name, default_distractors(c.name, settings.n_distractors, plan.seed),
@@ -350,8 +351,11 @@ class Checkup:
                 self.on_progress(self._done, self._total, what)
 
     def _write_event(self, chunk: dict) -> None:
+        event = TraceEvent.from_dict(chunk)
         with self._lock:
-            self.trace.write(TraceEvent.from_dict(chunk))
+            self.trace.write(event)
+        if self.on_event:
+            self.on_event(event)
 
     def _thread(self, graph, spec: ThreadSpec, first_input: dict, redo: bool = False) -> tuple[dict, bool]:
         """Run (or resume, or just read) one thread; a finished thread is never recomputed, unless
@@ -402,6 +406,8 @@ class Checkup:
     def _run_threads(self, graphs: dict) -> dict[str, dict]:
         units = [(c.name, c.level, s) for c in self.concepts for s in range(self.plan.samples)]
         self._done, self._total = 0, len(self.specs())
+        if self.on_progress:   # show the bar before the first loop finishes (minutes with a local model)
+            self.on_progress(0, self._total, "loops")
         jobs = [lambda u=u: self._unit(graphs, *u) for u in units]
         states: dict[str, dict] = {}
         for (concept, level, sample), result in zip(units, self._pool(jobs)):
