@@ -144,3 +144,22 @@ def test_resume_of_a_run_killed_right_after_decide_finishes_it(fake_server, tmp_
     assert again.exit_code == 0, again.output
     resumed = json.loads(again.output)
     assert resumed["iterations"] == 3 and resumed["stop_reason"] == "max_iters"
+
+
+@pytest.mark.slow
+def test_loop_with_pixel_recognizer_and_gallery_scorer_puts_their_scores_in_the_trace(fake_server, tmp_path):
+    """Offline pixel judgement in the loop: the recognizer votes over the human-drawn gallery and
+    the critic adds the gallery concept score and the structure score (real gallery, cached)."""
+    FakeOpenAI.concept = "a red apple"
+    result = invoke("draw", "a red apple", "--model", "openai:fake", "--base-url", fake_server, "--max-iters", "2",
+                    "--recognizer", "pixels", "--critic", "pixels", "--out", str(tmp_path), "--json")
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in (Path(json.loads(result.output)["run_dir"]) / "trace.jsonl").open()]
+    recognized = [e["recognition"] for e in events if e["node"] == "recognize" and e["phase"] == "end"]
+    critiques = [e for e in events if e["node"] == "critique" and e["phase"] == "end"]
+    assert len(recognized) == len(critiques) == 2
+    assert all(r["source"] == "pixels" and r["label"] and 0 < r["confidence"] <= 1 for r in recognized)
+    for event in critiques:
+        assert {"sanity", "recognition", "llm", "concept", "structure"} <= set(event["scores"])
+        assert all(0 <= v <= 1 for v in event["scores"].values())
+    assert not any(r["source"] == "code" for r in recognized)   # the code-reading recognizer never ran
