@@ -255,7 +255,10 @@ def _vlm_scorer(ctx: AgentContext):
 def _clip_scorer(ctx: AgentContext):
     from drawloop.agents.pixel import ClipScorer
 
-    return ClipScorer(ctx.settings.extra.get("clip_checkpoint"))
+    import os
+
+    # No CLIP weights ship offline: the user points at a local open_clip checkpoint.
+    return ClipScorer(ctx.settings.extra.get("clip_checkpoint") or os.environ.get("DRAWLOOP_CLIP_CHECKPOINT"))
 
 
 DEFAULT_WEIGHTS = {"sanity": 1.0, "recognition": 1.0, "llm": 1.0}
