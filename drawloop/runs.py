@@ -137,7 +137,8 @@ class Run:
         (self.dir / "result.json").write_text(json.dumps(summary, indent=2, default=str))
 
 
-def _font(size: int):
+def label_font(size: int):
+    """DejaVu Sans for captions on contact sheets (Pillow's own font where it is missing)."""
     from PIL import ImageFont
 
     for candidate in ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
@@ -181,8 +182,8 @@ def contact_sheet(attempts: list[Attempt], store: ArtifactStore, best: int | Non
     cols = min(columns, len(attempts))
     sheet = Image.new("RGB", (pad + cols * (tile + pad), header_h + rows * (tile + caption_h + pad)), "white")
     draw = ImageDraw.Draw(sheet)
-    draw.text((pad, 8), title[:90], fill="black", font=_font(18))
-    small = _font(12)
+    draw.text((pad, 8), title[:90], fill="black", font=label_font(18))
+    small = label_font(12)
     for i, attempt in enumerate(attempts):
         x = pad + (i % columns) * (tile + pad)
         y = header_h + (i // columns) * (tile + caption_h + pad)

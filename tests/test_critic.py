@@ -1,6 +1,6 @@
 import pytest
 
-from conftest import APPLE, BLANK, RED_CIRCLE, fake_llm
+from conftest import APPLE, BLANK, fake_llm
 from drawloop.agents.base import ScoreResult
 from drawloop.agents.critic import (Critic, LLMCodeCritic, RecognitionScorer, RenderSanityScorer, content_stats,
                                     parse_critique, parse_weights)

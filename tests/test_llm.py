@@ -4,7 +4,7 @@ import pytest
 
 from conftest import FakeOpenAI, fake_llm
 from drawloop.config import Settings
-from drawloop.llm import ChatLLM, LLMError, ModelHandle, check_reachable, parse_model_spec
+from drawloop.llm import LLMError, ModelHandle, check_reachable, parse_model_spec
 
 
 def test_parse_model_spec():

@@ -4,17 +4,13 @@ fake OpenAI-compatible server on loopback) and the optional CLIP scorer."""
 from __future__ import annotations
 
 import base64
-import io
-import json
 import random
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
 
+from conftest import FakeOpenAI
 from drawloop.agents.base import Recognizer, Scorer
 from drawloop.agents.pixel import (ClipScorer, ConceptScorer, PixelRecognizer, StructureScorer, VLMCriticScorer,
                                    _region_sizes, parse_vlm_answer, structure_stats)
@@ -117,45 +113,6 @@ class _NeverCalled:
 
 
 # ---------------------------------------------------------------- VLM critic on a fake server
-
-class FakeOpenAI(BaseHTTPRequestHandler):
-    """/v1/chat/completions answering from a queue of (status, text); records request bodies."""
-
-    answers: list[tuple[int, str]] = []
-    requests: list[dict] = []
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).requests.append(body)
-        status, text = type(self).answers.pop(0) if type(self).answers else (200, "SCORE: 5")
-        if status != 200:
-            payload = {"error": {"message": "overloaded", "type": "server_error"}}
-        else:
-            payload = {"id": "x", "object": "chat.completion", "created": 0, "model": body.get("model"),
-                       "choices": [{"index": 0, "finish_reason": "stop",
-                                    "message": {"role": "assistant", "content": text}}],
-                       "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}}
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def fake_server():
-    FakeOpenAI.answers, FakeOpenAI.requests = [], []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
-
 
 def test_vlm_critic_sends_the_png_and_reads_score_and_feedback(fake_server):
     apple = ladder("apple")[4]

@@ -154,7 +154,7 @@ def contact_sheet(root: Path, level: str, rows: list[dict], path: Path) -> Path:
     each captioned with its score and whether the recognizer got it right."""
     from PIL import Image, ImageDraw
 
-    from drawloop.runs import _font
+    from drawloop.runs import label_font
 
     by_concept: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
@@ -173,12 +173,12 @@ def contact_sheet(root: Path, level: str, rows: list[dict], path: Path) -> Path:
     title = f"{level}: {kept} kept drawings of {len(concepts)} concepts"
     if len(shown) < len(concepts):
         title += f" (showing {len(shown)} concepts)"
-    draw.text((pad, 10), title, fill="black", font=_font(18))
-    label_font, small = _font(13), _font(11)
+    draw.text((pad, 10), title, fill="black", font=label_font(18))
+    caption, small = label_font(13), label_font(11)
     for i, concept in enumerate(shown):
         y = header_h + i * (SHEET_TILE + caption_h + pad)
         for j, line in enumerate(_wrap(concept, 30)[:4]):
-            draw.text((pad, y + 8 + j * 16), line, fill="black", font=label_font)
+            draw.text((pad, y + 8 + j * 16), line, fill="black", font=caption)
         members = sorted(by_concept[concept], key=lambda r: r["id"])[:columns]
         for k, row in enumerate(members):
             x = label_w + k * (SHEET_TILE + pad)

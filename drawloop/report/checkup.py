@@ -11,12 +11,12 @@ finished check-up copied elsewhere and reported on) without a model.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
 from drawloop.concepts import slugify
 from drawloop.report import metrics as m
+from drawloop.runs import label_font
 
 LEVEL_COLOURS = {"shapes": "#4c72b0", "objects": "#dd8452", "scenes": "#55a868", "compositions": "#c44e52",
                  "effects": "#8172b3", "relations": "#937860", "all": "#555555"}
@@ -185,16 +185,6 @@ def figure_diversity(rows: list[dict], path: Path) -> Path:
 
 # ---------------------------------------------------------------- contact sheets
 
-def _font(size: int):
-    from PIL import ImageFont
-
-    for candidate in ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-                      "/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed.ttf"):
-        if os.path.exists(candidate):
-            return ImageFont.truetype(candidate, size)
-    return ImageFont.load_default(size=size)
-
-
 def _attempt_caption(attempt: dict) -> list[str]:
     head = f"it {attempt['iteration']}  score {attempt['score']:.2f}"
     if attempt.get("error") and not attempt.get("image"):
@@ -218,13 +208,13 @@ def concept_sheet(directory: Path, concept: str, rows: list[tuple[str, list[tupl
     height = header_h + len(rows) * (tile + caption_h + pad) + pad
     sheet = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(sheet)
-    draw.text((pad, 6), concept[:100], fill="black", font=_font(16))
-    small = _font(11)
+    draw.text((pad, 6), concept[:100], fill="black", font=label_font(16))
+    small = label_font(11)
     for r, (label, tiles) in enumerate(rows):
         y = header_h + r * (tile + caption_h + pad)
         lines = textwrap.wrap(label, max(8, label_w // 8))[:6]
         for j, line in enumerate(lines):
-            draw.text((pad, y + tile // 2 - 8 * len(lines) + 16 * j), line, fill="black", font=_font(12))
+            draw.text((pad, y + tile // 2 - 8 * len(lines) + 16 * j), line, fill="black", font=label_font(12))
         for c, (image, caption, framed) in enumerate(tiles):
             x = label_w + c * (tile + pad)
             if image and (directory / image).exists():
