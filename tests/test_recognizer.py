@@ -47,6 +47,26 @@ def test_hints_are_stripped_before_recognition():
     assert "cat" not in strip_hints(code, "python") and "plt.gca()" in strip_hints(code, "python")
 
 
+def test_names_of_ids_and_classes_are_neutralised_and_the_picture_is_unchanged():
+    from drawloop.agents.recognizer import strip_hints
+    from drawloop.renderers import render
+
+    svg = ('<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" viewBox="0 0 100 100">'
+           '<style>.waterfallWater { fill: #3af } .tree-top{fill:#fff}</style>'
+           '<defs><linearGradient id="waterfallGradient"><stop offset="0" stop-color="#fff"/>'
+           '<stop offset="1" stop-color="#06c"/></linearGradient>'
+           '<circle id="fff" r="3"/><circle id="treeTopShape" r="9"/></defs>'
+           '<rect width="100" height="100" fill="url(#waterfallGradient)" aria-label="a waterfall"/>'
+           '<rect class="waterfallWater" x="40" width="20" height="100" data-name="waterfall"/>'
+           '<use xlink:href="#treeTopShape" x="20" y="30" class="tree-top"/><use href="#fff" x="80" y="80"/>'
+           '<use href="#treeTopShape" x="70" y="30"/></svg>')
+    cleaned = strip_hints(svg)
+    assert "waterfall" not in cleaned.lower() and "tree" not in cleaned.lower()
+    assert 'url(#i1)' in cleaned and 'href="#i2"' in cleaned and 'id="fff"' in cleaned   # colour-like ids kept
+    assert ".c1 { fill: #3af }" in cleaned and ".c2{fill:#fff}" in cleaned
+    assert render(cleaned, "svg").png == render(svg, "svg").png
+
+
 def test_recognizer_prompt_never_contains_comments():
     seen = []
 

@@ -5,9 +5,9 @@
     rec["label"], rec["correct"]
 
 The LLM sees only the code (never the image) and picks one of the lettered choices: the concept
-plus distractors, in a fixed, seeded order. Comments, <title>, <desc> and <metadata> are removed
-first: models annotate their code ("<!-- front wheel -->"), and a recognizer that reads the
-answer off a comment measures nothing. Unparseable answers are recorded, not raised.
+plus distractors, in a fixed, seeded order. Comments, <title>, <desc>, <metadata> and label
+attributes are removed and ids/classes renamed first: models annotate their code ("<!-- front
+wheel -->", id="catHead"), and a recognizer that reads the answer off a name measures nothing. Unparseable answers are recorded, not raised.
 """
 
 from __future__ import annotations
@@ -31,10 +31,20 @@ _SVG_HINTS = re.compile(r"<!--.*?-->|<(title|desc|metadata)\b[^>]*>.*?</\1\s*>|<
                         re.S | re.I)
 
 
+# Attributes that only label things for people or editors ("aria-label", "data-name", "inkscape:label").
+_LABEL_ATTRIBUTES = re.compile(r"""\s(?:aria-label|data-[\w-]+|inkscape:label|sodipodi:docname)\s*=\s*("[^"]*"|'[^']*')""")
+_ID_ATTRIBUTE = re.compile(r"""(\sid\s*=\s*)(["'])([^"']+)\2""")
+_CLASS_ATTRIBUTE = re.compile(r"""(\sclass\s*=\s*)(["'])([^"']*)\2""")
+_HEX_LIKE = re.compile(r"^[0-9a-fA-F]{3,8}$")     # "#fff" in a style is a colour, not a reference
+
+
 def strip_hints(code: str, language: str = "svg") -> str:
-    """The code without the words a model leaves for humans: comments and titles."""
+    """The code without the words a model leaves for humans: comments, titles, labels, and names
+    of ids and classes ("catHead", "waterfallGradient"), which become neutral ones (i1, c1) with
+    every reference (url(#...), href, CSS selectors) renamed alike, so the picture is unchanged."""
     if language == "svg":
-        return re.sub(r"\n\s*\n", "\n", _SVG_HINTS.sub("", code))
+        cleaned = _LABEL_ATTRIBUTES.sub("", _SVG_HINTS.sub("", code))
+        return re.sub(r"\n\s*\n", "\n", _neutral_names(cleaned))
     if language == "python":
         import io
         import tokenize
@@ -45,6 +55,25 @@ def strip_hints(code: str, language: str = "svg") -> str:
         except (tokenize.TokenError, IndentationError, SyntaxError):
             return re.sub(r"(?m)^\s*#.*$", "", code)
     return code
+
+
+def _neutral_names(svg: str) -> str:
+    ids = list(dict.fromkeys(m.group(3) for m in _ID_ATTRIBUTE.finditer(svg) if not _HEX_LIKE.match(m.group(3))))
+    classes = list(dict.fromkeys(c for m in _CLASS_ATTRIBUTE.finditer(svg) for c in m.group(3).split()))
+    id_map = {old: f"i{n}" for n, old in enumerate(ids, 1)}
+    class_map = {old: f"c{n}" for n, old in enumerate(classes, 1)}
+    if id_map:
+        svg = _ID_ATTRIBUTE.sub(lambda m: m.group(1) + m.group(2) + id_map.get(m.group(3), m.group(3)) + m.group(2), svg)
+        pattern = re.compile(r"#(" + "|".join(map(re.escape, sorted(id_map, key=len, reverse=True))) + r")(?![\w-])")
+        svg = pattern.sub(lambda m: "#" + id_map[m.group(1)], svg)
+    if class_map:
+        svg = _CLASS_ATTRIBUTE.sub(lambda m: m.group(1) + m.group(2) + " ".join(class_map[c] for c in m.group(3).split())
+                                   + m.group(2), svg)
+        pattern = re.compile(r"\.(" + "|".join(map(re.escape, sorted(class_map, key=len, reverse=True))) + r")(?![\w-])")
+        svg = re.sub(r"(<style\b[^>]*>)(.*?)(</style\s*>)",
+                     lambda m: m.group(1) + pattern.sub(lambda c: "." + class_map[c.group(1)], m.group(2)) + m.group(3),
+                     svg, flags=re.S | re.I)
+    return svg
 
 
 def parse_choice(answer: str, choices: list[str]) -> str | None:

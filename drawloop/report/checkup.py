@@ -398,8 +398,9 @@ def write_report(directory: str | Path) -> Path:
                 f"{fmt(r['own_chars'], digits=0)} / {fmt(r['human_chars'], digits=0)}",
                 f"{fmt(r['own_named'], True)} / {fmt(r['human_named'], True)}") for r in recognition]),
         "*Code names the concept*: an id, class, comment or text in the code contains a word of the concept "
-        "(e.g. `id=\"waterfallGradient\"`), so the answer can be read off without picturing anything. Models name "
-        "their parts; people's editors write ids like `path1234`. Read recognition rates with this column.",
+        "(e.g. `id=\"waterfallGradient\"`). Models name their parts; people's editors write ids like `path1234`. "
+        "The recognizer reads the code with comments, titles and labels removed and ids and classes renamed "
+        "(`i1`, `c1`), so only visible `<text>` can still give the answer away.",
         "![recognition own vs people](figures/recognition.png)",
     ]
     if human:
