@@ -15,6 +15,8 @@ per request, default 180) rather than letting drawings fail as timeouts.
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 from pathlib import Path
 from typing import List, Optional
 
@@ -101,15 +103,19 @@ def register(app: typer.Typer) -> None:
                                human_max_chars=human_max_chars, seed=seed, retry_failed=retry_failed)
             plan.validate()
             out = out or Path(settings.runs_dir) / f"checkup-{slug(settings.model, 40)}"
-            with open_model(settings) as models:
-                console.print(f"[bold]drawloop checkup[/] · {models.label} · {len(plan.concepts())} concepts × "
-                              f"{samples} samples × {iters} iterations → {out}")
-                results = _run_with_progress(out, plan, settings, models, run_checkup)
+            # Ctrl-C ends the process at once, like a kill: loops blocked on the model would hold
+            # a normal exit for minutes, and the checkpoints already hold every finished node.
+            previous = signal.signal(signal.SIGINT, lambda *_: _interrupted(out))
+            try:
+                with open_model(settings) as models:
+                    console.print(f"[bold]drawloop checkup[/] · {models.label} · {len(plan.concepts())} concepts "
+                                  f"× {samples} samples × {iters} iterations → {out}")
+                    results = _run_with_progress(out, plan, settings, models, run_checkup)
+            finally:
+                signal.signal(signal.SIGINT, previous)
             report = write_report(out)
         except KeyboardInterrupt:
-            err_console.print(f"[yellow]interrupted.[/] rerun the same command (same --out {out}) to resume; "
-                              "finished work is kept")
-            raise typer.Exit(130)
+            _interrupted(out)
         except _known_errors() as exc:
             err_console.print(f"[red]error:[/] {exc}")
             raise typer.Exit(2)
@@ -134,6 +140,12 @@ def register(app: typer.Typer) -> None:
         console.print(f"written: {path}")
 
     app.add_typer(checkup_app, name="checkup")
+
+
+def _interrupted(out) -> None:
+    err_console.print(f"\n[yellow]interrupted.[/] rerun the same command (same --out {out}) to resume; "
+                      "finished work is kept")
+    os._exit(130)   # the local model server dies with us (PDEATHSIG)
 
 
 def _run_with_progress(out, plan, settings, models, run_checkup):
