@@ -64,7 +64,8 @@ def test_names_of_ids_and_classes_are_neutralised_and_the_picture_is_unchanged()
     assert "waterfall" not in cleaned.lower() and "tree" not in cleaned.lower()
     assert 'url(#i1)' in cleaned and 'href="#i2"' in cleaned and 'id="fff"' in cleaned   # colour-like ids kept
     assert ".c1 { fill: #3af }" in cleaned and ".c2{fill:#fff}" in cleaned
-    assert render(cleaned, "svg").png == render(svg, "svg").png
+    before, after = render(svg, "svg"), render(cleaned, "svg")
+    assert before.ok and after.ok and after.png == before.png
 
 
 def test_recognizer_prompt_never_contains_comments():
@@ -79,3 +80,30 @@ def test_recognizer_prompt_never_contains_comments():
     svg = '<svg xmlns="http://www.w3.org/2000/svg"><!-- this is a red apple --><circle r="5"/></svg>'
     CodeRecognizer(Spy()).recognize(Drawing(concept="a red apple", code=svg, choices=CHOICES))
     assert "<!--" not in seen[0] and "<circle" in seen[0]
+
+
+def test_python_names_are_neutralised_and_the_picture_is_unchanged():
+    from drawloop.agents.recognizer import strip_hints
+    from drawloop.renderers import render
+
+    code = '''"""A cat sitting."""
+import matplotlib.pyplot as plt
+from matplotlib.patches import Circle
+
+def draw_cat_ear(ax, ear_x, radius=0.1):
+    """One pointy ear."""
+    ax.add_patch(plt.Polygon([[ear_x, 0.7], [ear_x + radius, 0.95], [ear_x + 2 * radius, 0.7]], color="gray"))
+
+fig, ax = plt.subplots(figsize=(2, 2))
+cat_head = Circle((0.5, 0.5), radius=0.3, color="gray")   # the head
+ax.add_patch(cat_head)
+for cat_ear_x in (0.25, 0.55):
+    draw_cat_ear(ax, ear_x=cat_ear_x, radius=0.1)
+ax.set_xlim(0, 1); ax.set_ylim(0, 1); ax.axis("off")
+'''
+    cleaned = strip_hints(code, "python")
+    assert "cat" not in cleaned.lower() and "ear" not in cleaned.replace("Polygon", "").lower()
+    assert "radius=0.3" in cleaned and "plt.subplots" in cleaned and "Circle(" in cleaned   # library names stay
+    before, after = render(code, "python"), render(cleaned, "python")
+    assert before.ok and after.ok and after.png == before.png
+    assert strip_hints("def broken(:\n  # a cat\n", "python").strip() == "def broken(:"

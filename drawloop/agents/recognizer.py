@@ -46,15 +46,78 @@ def strip_hints(code: str, language: str = "svg") -> str:
         cleaned = _LABEL_ATTRIBUTES.sub("", _SVG_HINTS.sub("", code))
         return re.sub(r"\n\s*\n", "\n", _neutral_names(cleaned))
     if language == "python":
-        import io
-        import tokenize
-
-        try:
-            tokens = [t for t in tokenize.generate_tokens(io.StringIO(code).readline) if t.type != tokenize.COMMENT]
-            return tokenize.untokenize(tokens)
-        except (tokenize.TokenError, IndentationError, SyntaxError):
-            return re.sub(r"(?m)^\s*#.*$", "", code)
+        return _neutral_python(code)
     return code
+
+
+def _neutral_python(code: str) -> str:
+    """Comments and docstrings dropped, and the names the code itself binds (variables, functions,
+    their parameters) renamed v1, v2...; library names (plt.Circle, np.pi) and strings stay.
+    Code that does not parse keeps its names and loses only its comments."""
+    import ast
+
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return re.sub(r"(?m)^\s*#.*$", "", code)
+    imported = {(a.asname or a.name).split(".")[0] for node in ast.walk(tree)
+                if isinstance(node, (ast.Import, ast.ImportFrom)) for a in node.names}
+    bound: dict[str, None] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            bound[node.id] = None
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound[node.name] = None
+        elif isinstance(node, ast.arg):
+            bound[node.arg] = None
+    # The renderer reads a PIL image bound to `image`; self/cls are conventions, not hints.
+    names = {old: f"v{n}" for n, old in enumerate((b for b in bound if b not in imported
+                                                   and b not in {"image", "self", "cls"}), 1)}
+
+    class Rename(ast.NodeTransformer):
+        def visit_Name(self, node):
+            node.id = names.get(node.id, node.id)
+            return node
+
+        def visit_arg(self, node):
+            node.arg = names.get(node.arg, node.arg)
+            return self.generic_visit(node)
+
+        def visit_FunctionDef(self, node):
+            node.name = names.get(node.name, node.name)
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+                    and isinstance(body[0].value.value, str) and len(body) > 1:
+                node.body = body[1:]                         # a docstring describes the picture
+            return self.generic_visit(node)
+
+        visit_AsyncFunctionDef = visit_FunctionDef
+
+        def visit_ClassDef(self, node):
+            node.name = names.get(node.name, node.name)
+            return self.generic_visit(node)
+
+        def visit_Call(self, node):
+            # Keywords are renamed only in calls to the code's own functions: `radius=` in
+            # plt.Circle(...) is matplotlib's name even if the code has a variable `radius`.
+            if isinstance(node.func, ast.Name) and node.func.id in names:
+                for keyword in node.keywords:
+                    keyword.arg = names.get(keyword.arg, keyword.arg)
+            return self.generic_visit(node)
+
+        def visit_Global(self, node):
+            node.names = [names.get(n, n) for n in node.names]
+            return node
+
+        visit_Nonlocal = visit_Global
+
+    if tree.body and isinstance(tree.body[0], ast.Expr) and isinstance(getattr(tree.body[0], "value", None),
+                                                                   ast.Constant) and len(tree.body) > 1:
+        tree.body = tree.body[1:]                            # the module docstring
+    try:
+        return ast.unparse(Rename().visit(tree))
+    except Exception:  # unparse of odd trees: fall back to comment stripping, never fail a recognition
+        return re.sub(r"(?m)^\s*#.*$", "", code)
 
 
 def _neutral_names(svg: str) -> str:
