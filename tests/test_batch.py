@@ -112,6 +112,50 @@ def test_executor_bounds_in_flight_and_pulls_lazily():
     assert seen == {i: i * 2 for i in range(20) if i != 7}
 
 
+def test_executor_stopped_early_leaves_blocked_items_and_join_says_so():
+    """An error in the consumer must not wait for an item stuck on the model; join() tells the
+    caller (about to exit) whether anything is still running, so it need not wait either."""
+    release = threading.Event()
+
+    def work(i):
+        if i == 0:
+            release.wait(30)               # a model that does not answer
+        return i
+
+    executor = ThreadExecutor()
+    stream = executor.map_unordered(work, range(3), concurrency=2)
+    assert next(stream)[0] in (1, 2)
+    stream.close()                         # the consumer stops early (an error, Ctrl-C)
+    assert not executor.join(timeout=0.2)  # item 0 is still waiting, and nobody waited for it
+    release.set()
+    assert executor.join(timeout=30)
+
+
+def test_commit_error_does_not_wait_for_threads_blocked_on_the_model(tmp_path, saver):
+    release, started = threading.Event(), threading.Event()
+
+    class Stuck(SeedDrawer):
+        def draw(self, concept, language, history, seed=None):
+            if concept == "a stuck kettle":
+                started.set()
+                release.wait(30)
+            return super().draw(concept, language, history, seed)
+
+    def commit(outcome):
+        assert started.wait(30)
+        raise OSError("disk full")
+
+    executor = ThreadExecutor()
+    runner = BatchRunner(make_cache(tmp_path, saver, Stuck()), concurrency=2, executor=executor)
+    try:
+        with pytest.raises(OSError, match="disk full"):
+            runner.run(jobs(1, "a stuck kettle") + [ThreadJob("free", "a red circle", 7, 0.5)], commit)
+        assert not release.is_set() and not executor.join(timeout=0.2)   # raised while the kettle waits
+    finally:
+        release.set()
+        executor.join(timeout=30)
+
+
 # ---------------------------------------------------------------- runner
 
 def test_every_job_commits_once_with_its_own_seed_and_temperature(tmp_path, saver):

@@ -3,9 +3,11 @@ resuming (also after SIGKILL at random points, through the CLI against a loopbac
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -379,3 +381,105 @@ def test_sigkill_at_random_points_resumes_to_the_same_dataset(tmp_path, determin
     assert {i: committed[i] for i in committed} == {r["id"]: r["png_sha256"] for r in rows if r["id"] in committed}
     with Manifest(out / "manifest.sqlite") as manifest:
         assert manifest.counts() == {"pending": 0, "done": 15, "failed": 0} and manifest.failures() == []
+
+
+class StallingModel(DeterministicModel):
+    """The deterministic model, except that a request hangs (like a model that takes minutes) while
+    `stall` is set or when it mentions `stall_on`, until `release`; `waiting` says one hangs."""
+
+    stall, waiting, release = threading.Event(), threading.Event(), threading.Event()
+    stall_on = b"\0"
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if StallingModel.stall.is_set() or StallingModel.stall_on in body:
+            StallingModel.waiting.set()
+            return StallingModel.release.wait(60)
+        self.rfile = io.BytesIO(body)
+        super().do_POST()
+
+
+@pytest.fixture
+def stalling_server():
+    import http.server
+
+    for event in (StallingModel.stall, StallingModel.waiting, StallingModel.release):
+        event.clear()
+    StallingModel.delay, StallingModel.stall_on = 0.0, b"\0"
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StallingModel)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    StallingModel.release.set()
+    server.shutdown()
+
+
+def test_ctrl_c_stops_a_build_blocked_on_the_model_at_once_and_the_rerun_finishes_it(tmp_path, stalling_server):
+    """Threads waiting on a model that takes minutes must not hold Ctrl-C: the build exits 130 at
+    once, the terminal is left tidy, and the same command then finishes the dataset with every
+    drawing committed before the interrupt kept as it was, nothing drawn twice, nothing lost."""
+    concepts = concept_file(tmp_path, "a red circle", "a blue square")
+    out = tmp_path / "data"
+    args = [arg for arg in _cli_args(concepts, out, stalling_server) if arg != "--json"]   # the live view
+    args[args.index("--concurrency") + 1] = "2"
+    command = [sys.executable, "-m", "drawloop", *args]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TTY_COMPATIBLE": "1", "COLUMNS": "100"}  # Live redraws
+    log = tmp_path / "interrupted.log"
+    with open(log, "w") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
+        try:
+            deadline = time.monotonic() + 90
+            while len(_done(out)) < 2:          # some drawings committed before the model stalls
+                assert time.monotonic() < deadline and process.poll() is None, log.read_text()[-3000:]
+                time.sleep(0.05)
+            StallingModel.stall.set()
+            assert StallingModel.waiting.wait(60), log.read_text()[-3000:]
+            time.sleep(1.0)                     # both threads now wait on the model
+            before = _done(out)
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=20)            # far less than the model's 60 s
+        finally:
+            process.kill()
+    output = log.read_text()
+    assert process.returncode == 130, output[-3000:]
+    view, hint = output[:output.index("interrupted")], output[output.index("interrupted"):]
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", hint)
+    assert "resume" in plain and str(out) in plain and "Traceback" not in output
+    assert re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", view).endswith("\n")   # the hint starts a line
+    assert "\x1b[?25h" in view and "\x1b[?25l" not in hint   # the live view gave the cursor back
+    assert 2 <= len(before) < 6 and _done(out) == before
+
+    StallingModel.stall.clear()
+    StallingModel.release.set()                 # the model answers again; the same command resumes
+    rerun = subprocess.run(command + ["--json"], capture_output=True, text=True, env=env, timeout=120)
+    assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
+    now = _done(out)
+    assert {i: now[i] for i in before} == before        # committed before the interrupt: untouched
+    rows, files = _dataset(out)
+    assert sorted(r["id"] for r in rows) == sorted(now) and len(now) == 6    # every drawing, once
+    assert len(files) == 2 * 6 and not any("/." in f for f in files)       # png + code each, no strays
+    with Manifest(out / "manifest.sqlite") as manifest:
+        assert manifest.counts() == {"pending": 0, "done": 6, "failed": 0} and manifest.failures() == []
+
+
+def test_an_error_while_threads_wait_on_the_model_exits_at_once(tmp_path, stalling_server):
+    """A build that stops on an error (here: a drawing that cannot be written) must not wait for
+    the threads still blocked on the model before it says so and exits 2. (Python joins LangGraph's
+    node threads at exit, so a plain exit would wait for the model's answer.)"""
+    StallingModel.stall_on = b"stuck kettle"
+    out = tmp_path / "data"
+    (out / "images").mkdir(parents=True)
+    (out / "images" / "red-circle").write_text("a file where the drawings' folder should be")
+    args = _cli_args(concept_file(tmp_path, "a stuck kettle", "a red circle"), out, stalling_server)
+    args[args.index("--samples") + 1] = "1"
+    process = subprocess.Popen([sys.executable, "-m", "drawloop", *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        output, _ = process.communicate(timeout=40)     # the stuck thread would hold it for 60 s
+    finally:
+        process.kill()
+    assert StallingModel.waiting.is_set()               # the kettle's thread really was waiting
+    assert process.returncode == 2, output[-2000:]
+    assert "error:" in output and "images/red-circle" in output and "Traceback" not in output
+    with Manifest(out / "manifest.sqlite") as manifest:
+        assert manifest.counts() == {"pending": 2, "done": 0, "failed": 0}   # nothing counted that is not on disk

@@ -131,7 +131,21 @@ class ThreadExecutor:
     """The local default: `concurrency` worker threads, each pulling its next item from the shared
     input as soon as it is free. Results wait in a queue of at most `concurrency` for the consumer,
     so a slow consumer (commits) holds the workers back instead of piling results up, and a burst
-    of finishing threads never leaves the pool idle while the consumer works through it."""
+    of finishing threads never leaves the pool idle while the consumer works through it.
+
+    Stopped early, it does not wait for the items in flight. `join(timeout)` says whether they have
+    ended: a process about to exit must not wait for them either, since LangGraph runs streamed
+    nodes on pool threads that Python joins at exit, and a model call can take minutes."""
+
+    def __init__(self):
+        self.workers: list[threading.Thread] = []
+
+    def join(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the workers to end; True when none is left running."""
+        deadline = time.monotonic() + timeout
+        for worker in self.workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+        return not any(worker.is_alive() for worker in self.workers)
 
     def map_unordered(self, fn, items, concurrency):
         source, lock = iter(items), threading.Lock()
@@ -161,6 +175,7 @@ class ThreadExecutor:
                 put(_END)
 
         workers = [threading.Thread(target=work, name=f"batch-{i}", daemon=True) for i in range(concurrency)]
+        self.workers = workers
         for worker in workers:
             worker.start()
         running = len(workers)
