@@ -237,6 +237,31 @@ def test_failed_drawings_are_recorded_and_retried_on_request(tmp_path):
     assert again.counts == {"pending": 0, "done": 4, "failed": 0}
 
 
+def test_retry_failed_draws_with_seeds_never_tried_before(tmp_path):
+    """--retry-failed gives a fresh set of tries: fresh seeds too, or a seeded model would only
+    repeat the answers that failed (and a thread left from a failed try would be read back)."""
+    class FailsOnSeeds(PlantedDrawer):
+        def __init__(self, failing=None):      # None: every seed fails
+            super().__init__()
+            self.failing = failing
+
+        def draw(self, concept, language, history, seed=None):
+            if self.failing is None or seed in self.failing:
+                with self.lock:
+                    self.calls.append((concept, seed))
+                return Draft(code="", error="no svg in the answer")
+            return super().draw(concept, language, history, seed)
+
+    first = FailsOnSeeds()
+    assert build(tmp_path, ("a mute fox",), samples=2, drawer=first, tries=2).counts["failed"] == 2
+    again = FailsOnSeeds({seed for _, seed in first.calls})     # the same answers to the same seeds
+    result = build(tmp_path, ("a mute fox",), samples=2, drawer=again, tries=2, retry_failed=True)
+    assert result.counts == {"pending": 0, "done": 2, "failed": 0}
+    assert not {seed for _, seed in again.calls} & {seed for _, seed in first.calls}
+    rows = [json.loads(line) for line in (tmp_path / "data" / "metadata.jsonl").read_text().splitlines()]
+    assert all(row["thread_id"].endswith("~2") for row in rows)    # threads count on past the two given up
+
+
 # ---------------------------------------------------------------- the command line
 
 def test_cli_rejects_bad_input_clearly(tmp_path):

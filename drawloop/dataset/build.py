@@ -20,6 +20,7 @@ import hashlib
 import shlex
 import sqlite3
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -268,7 +269,12 @@ def _draw(root: Path, manifest: Manifest, pending: list[JobRow], settings: Setti
             runner = BatchRunner(graphs, concurrency=concurrency, max_tries=tries, run_id=root.name,
                                  executor=executor, on_event=event)
             runner.stats = stats
-            jobs = [ThreadJob(job.id, job.concept, job.seed, job.temperature, job.tries) for job in pending]
+            # Every failed try left a row in the manifest, also those --retry-failed wrote off; a fresh
+            # set of tries gets fresh threads and seeds, not the ones that failed (a seeded model
+            # would repeat its answers).
+            failed_tries = Counter(f["id"] for f in manifest.failures())
+            jobs = [ThreadJob(job.id, job.concept, job.seed, job.temperature, job.tries,
+                              tries_before=max(0, failed_tries[job.id] - job.tries)) for job in pending]
             hooks.log(f"drawing {len(jobs)} threads ({stats.done} of {stats.total} already done), "
                 f"{concurrency} at a time")
             return runner.run(jobs, commit, on_failure=failure, on_progress=hooks.on_progress, total=stats.total,

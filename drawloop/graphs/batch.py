@@ -77,14 +77,16 @@ class ThreadJob:
     seed: int
     temperature: float
     tries: int = 0             # failed tries so far; this run is try number tries + 1
+    tries_before: int = 0      # failed tries written off before (--retry-failed); ids and seeds count on
 
     @property
     def thread_id(self) -> str:
-        return self.id if self.tries == 0 else f"{self.id}~{self.tries}"
+        n = self.tries_before + self.tries
+        return self.id if n == 0 else f"{self.id}~{n}"
 
     @property
     def thread_seed(self) -> int:
-        return self.seed + RETRY_SEED_STRIDE * self.tries
+        return self.seed + RETRY_SEED_STRIDE * (self.tries_before + self.tries)
 
 
 @dataclass
