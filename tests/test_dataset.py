@@ -262,6 +262,41 @@ def test_retry_failed_draws_with_seeds_never_tried_before(tmp_path):
     assert all(row["thread_id"].endswith("~2") for row in rows)    # threads count on past the two given up
 
 
+CLOSE_WHILE_WRITING = """
+import sys, threading, time
+from pathlib import Path
+from drawloop.dataset.build import shared_checkpointer
+
+def busy(saver):
+    config = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+    try:
+        while True:
+            saver.get_tuple(config)
+            saver.delete_thread("t")
+    except Exception:
+        pass          # the database closed under it: the thread's next step fails, not the process
+
+for trial in range(100):
+    with shared_checkpointer(Path(sys.argv[1])) as saver:
+        threads = [threading.Thread(target=busy, args=(saver,), daemon=True) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.002)
+    for thread in threads:
+        thread.join(5)
+print("ok")
+"""
+
+
+def test_checkpointer_closes_safely_while_threads_still_use_it(tmp_path):
+    """A build stopped by an error closes the checkpoint DB while threads may still be writing to
+    it; closing a sqlite3 connection in use by another thread crashes Python (segfault), so the
+    close waits for the statement in flight."""
+    done = subprocess.run([sys.executable, "-c", CLOSE_WHILE_WRITING, str(tmp_path / "ck.sqlite")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", (done.returncode, done.stderr[-1500:])
+
+
 # ---------------------------------------------------------------- the command line
 
 def test_cli_rejects_bad_input_clearly(tmp_path):

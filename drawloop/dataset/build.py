@@ -85,10 +85,14 @@ def shared_checkpointer(path: Path):
     conn = sqlite3.connect(path, check_same_thread=False, timeout=60)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
+    saver = SqliteSaver(conn)
     try:
-        yield SqliteSaver(conn)
+        yield saver
     finally:
-        conn.close()
+        # Threads may still be writing (the build stopped on an error): closing a connection under
+        # a statement in flight crashes Python, so wait for it; their next step then fails cleanly.
+        with saver.lock:
+            conn.close()
 
 
 def _usage(attempts: list[dict]) -> dict[str, int]:
