@@ -15,14 +15,14 @@ per request, default 180) rather than letting drawings fail as timeouts.
 from __future__ import annotations
 
 import dataclasses
-import os
-import signal
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from drawloop.commands.interrupt import StopOnCtrlC
 
 console = Console()
 err_console = Console(stderr=True)
@@ -103,19 +103,17 @@ def register(app: typer.Typer) -> None:
                                human_max_chars=human_max_chars, seed=seed, retry_failed=retry_failed)
             plan.validate()
             out = out or Path(settings.runs_dir) / f"checkup-{slug(settings.model, 40)}"
-            # Ctrl-C ends the process at once, like a kill: loops blocked on the model would hold
-            # a normal exit for minutes, and the checkpoints already hold every finished node.
-            previous = signal.signal(signal.SIGINT, lambda *_: _interrupted(out))
-            try:
-                with open_model(settings) as models:
-                    console.print(f"[bold]drawloop checkup[/] · {models.label} · {len(plan.concepts())} concepts "
-                                  f"× {samples} samples × {iters} iterations → {out}")
-                    results = _run_with_progress(out, plan, settings, models, run_checkup)
-            finally:
-                signal.signal(signal.SIGINT, previous)
+            # Ctrl-C ends the process at once (commands/interrupt.py): checkpoints hold every finished node.
+            with StopOnCtrlC(lambda: f"rerun the same command (same --out {out}) to resume; finished work is kept",
+                             err_console) as stop:
+                try:
+                    with open_model(settings) as models:
+                        console.print(f"[bold]drawloop checkup[/] · {models.label} · {len(plan.concepts())} "
+                                      f"concepts × {samples} samples × {iters} iterations → {out}")
+                        results = _run_with_progress(out, plan, settings, models, run_checkup, stop)
+                except KeyboardInterrupt:
+                    stop.interrupted()
             report = write_report(out)
-        except KeyboardInterrupt:
-            _interrupted(out)
         except _known_errors() as exc:
             err_console.print(f"[red]error:[/] {exc}")
             raise typer.Exit(2)
@@ -142,17 +140,13 @@ def register(app: typer.Typer) -> None:
     app.add_typer(checkup_app, name="checkup")
 
 
-def _interrupted(out) -> None:
-    err_console.print(f"\n[yellow]interrupted.[/] rerun the same command (same --out {out}) to resume; "
-                      "finished work is kept")
-    os._exit(130)   # the local model server dies with us (PDEATHSIG)
-
-
-def _run_with_progress(out, plan, settings, models, run_checkup):
+def _run_with_progress(out, plan, settings, models, run_checkup, stop=None):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.fields[last]}"), console=console, transient=False) as progress:
+        if stop is not None:
+            stop.live = progress
         tasks: dict[str, int] = {}
 
         def on_progress(done: int, total: int, what: str) -> None:

@@ -13,10 +13,6 @@ Kill a build at any moment (Ctrl-C, SIGKILL, a reboot) and run the same command 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import sys
-import threading
 import time
 import traceback
 from collections import Counter, deque
@@ -28,6 +24,8 @@ from rich.console import Console, Group
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
+
+from drawloop.commands.interrupt import StopOnCtrlC, exit_now
 
 console = Console()
 err_console = Console(stderr=True)
@@ -123,72 +121,45 @@ def build_command(
     from drawloop.dataset import build_dataset
     from drawloop.graphs.batch import ThreadExecutor
 
-    live, executor = None, ThreadExecutor()
-    # Ctrl-C ends the build at once, like a kill: threads blocked on the model would hold a normal
-    # exit for minutes, and every finished drawing is already durable (manifest, checkpoints).
-    previous = _on_ctrl_c(lambda *_: _interrupted(out, live))
-    try:
-        settings = Settings.from_env(model=model, base_url=base_url, max_iters=max_iters, patience=patience,
-                                     temperature=temperature, size=size, language=language, seed=seed)
-        view = BatchView(f"drawloop dataset build · {out} · {settings.model} · {concurrency} at a time")
-        log = (lambda _: None) if as_json else (lambda text: console.print(f"[dim]{text}[/]"))
-        kwargs = dict(concurrency=concurrency, tries=tries, seed=seed, spread=spread, dedup=dedup,
-                      dedup_scope=dedup_scope, embedder=embedder, limit=limit, retry_failed=retry_failed, log=log,
-                      executor=executor)
-        if as_json:
-            result = build_dataset(concepts, samples, out, settings, **kwargs)
-        else:
-            from rich.live import Live
+    executor = ThreadExecutor()
+    # Ctrl-C ends the build at once (see commands/interrupt.py): every finished drawing is durable.
+    with StopOnCtrlC(lambda: f"Every finished drawing is saved in {out}; run the same command to resume.",
+                     err_console) as stop:
+        try:
+            settings = Settings.from_env(model=model, base_url=base_url, max_iters=max_iters, patience=patience,
+                                         temperature=temperature, size=size, language=language, seed=seed)
+            view = BatchView(f"drawloop dataset build · {out} · {settings.model} · {concurrency} at a time")
+            log = (lambda _: None) if as_json else (lambda text: console.print(f"[dim]{text}[/]"))
+            kwargs = dict(concurrency=concurrency, tries=tries, seed=seed, spread=spread, dedup=dedup,
+                          dedup_scope=dedup_scope, embedder=embedder, limit=limit, retry_failed=retry_failed,
+                          log=log, executor=executor)
+            if as_json:
+                result = build_dataset(concepts, samples, out, settings, **kwargs)
+            else:
+                from rich.live import Live
 
-            with Live(view, console=console, refresh_per_second=2, transient=False) as live:
-                result = build_dataset(concepts, samples, out, settings, on_progress=view.progress,
-                                       on_drawing=view.drawing, **kwargs)
-    except KeyboardInterrupt:
-        _interrupted(out, live)
-    except _known_errors() as exc:
-        err_console.print(f"[red]error:[/] {exc}", soft_wrap=True)   # paths stay whole, to copy
-        if out.exists():
-            err_console.print("finished drawings are saved; fix the cause and run the same command to resume.")
-        if not executor.join(timeout=1.0):
-            _exit_now(2)   # threads still waiting on the model would hold a normal exit for minutes
-        raise typer.Exit(2)
-    except Exception:
-        if executor.join(timeout=1.0):
-            raise
-        traceback.print_exc()   # a bug: show it, but do not wait minutes for the model first
-        _exit_now(1)
-    finally:
-        _on_ctrl_c(previous)
+                with Live(view, console=console, refresh_per_second=2, transient=False) as stop.live:
+                    result = build_dataset(concepts, samples, out, settings, on_progress=view.progress,
+                                           on_drawing=view.drawing, **kwargs)
+        except KeyboardInterrupt:
+            stop.interrupted()
+        except _known_errors() as exc:
+            err_console.print(f"[red]error:[/] {exc}", soft_wrap=True)   # paths stay whole, to copy
+            if out.exists():
+                err_console.print("finished drawings are saved; fix the cause and run the same command to resume.")
+            if not executor.join(timeout=1.0):
+                exit_now(2)   # threads still waiting on the model would hold a normal exit for minutes
+            raise typer.Exit(2)
+        except Exception:
+            if executor.join(timeout=1.0):
+                raise
+            traceback.print_exc()   # a bug: show it, but do not wait minutes for the model first
+            exit_now(1)
     if as_json:
         print(json.dumps({"out": str(out), "counts": result.counts, "stats": result.stats.to_dict(),
                           "summary": result.summary}, indent=2, default=str))
         return
     _print_summary(out, result.summary, result.counts)
-
-
-def _on_ctrl_c(handler):
-    """Install a SIGINT handler and return the one it replaces; None off the main thread, where
-    Python allows no handlers (and where Ctrl-C never lands)."""
-    if handler is None or threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGINT, handler) or signal.default_int_handler
-
-
-def _exit_now(code: int) -> None:
-    """End the process without waiting for threads; their finished work is on disk already."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
-def _interrupted(out: Path, live=None) -> None:
-    """Give the terminal back (cursor, the view's last frame), say how to resume, exit 130 now."""
-    _on_ctrl_c(lambda *_: os._exit(130))   # a second Ctrl-C skips even the tidying
-    if live is not None:
-        live.stop()
-    err_console.print(f"\n[yellow]interrupted.[/] Every finished drawing is saved in {out}; run the same "
-                      "command to resume.", soft_wrap=True)
-    _exit_now(130)   # threads blocked on the model die with us; the local model server too (PDEATHSIG)
 
 
 def _print_summary(out: Path, summary: dict, counts: dict) -> None:

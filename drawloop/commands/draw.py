@@ -17,6 +17,8 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from drawloop.commands.interrupt import StopOnCtrlC
+
 DEMO_CONCEPTS = ("a red circle", "a bicycle", "a row of bicycles")
 
 console = Console()
@@ -52,18 +54,23 @@ def _draw_one(concept, settings, models, as_json, resume=None):
     from drawloop.api import draw
     from drawloop.trace.view import LiveView, summary_panel
 
-    if as_json:
-        return draw(concept, settings=settings, models=models, resume=resume)
     view = LiveView(concept or f"resuming {resume}", model=models.label if models else settings.model,
                     console=console)
-    try:
-        with view:
-            result = draw(concept, settings=settings, models=models, resume=resume, on_event=view.update)
-    except KeyboardInterrupt:
-        if view.run_id:
-            err_console.print(f"[yellow]interrupted.[/] resume with: drawloop draw --resume "
-                              f"{Path(settings.runs_dir) / view.run_id}")
-        raise typer.Exit(130)
+
+    def hint() -> str | None:
+        run_dir = resume or (Path(settings.runs_dir) / view.run_id if view.run_id else None)
+        return f"resume with: drawloop draw --resume {run_dir}" if run_dir else None
+
+    # Ctrl-C ends the process at once (commands/interrupt.py): the checkpointer holds every finished node.
+    with StopOnCtrlC(hint, err_console) as stop:
+        try:
+            if as_json:
+                return draw(concept, settings=settings, models=models, resume=resume, on_event=view.update)
+            stop.live = view
+            with view:
+                result = draw(concept, settings=settings, models=models, resume=resume, on_event=view.update)
+        except KeyboardInterrupt:
+            stop.interrupted()
     console.print(summary_panel(result))
     return result
 

@@ -54,6 +54,11 @@ class LiveView:
             self._live.update(self.render())
             self._live.__exit__(*exc)
 
+    def stop(self) -> None:
+        """Leave the terminal tidy when the process is about to end abruptly (Ctrl-C)."""
+        if self._live:
+            self._live.stop()
+
     def update(self, event: TraceEvent) -> None:
         self.run_id = event.run or self.run_id
         row = self.rows.setdefault(event.iteration, {})
