@@ -265,7 +265,7 @@ def test_retry_failed_draws_with_seeds_never_tried_before(tmp_path):
 CLOSE_WHILE_WRITING = """
 import sys, threading, time
 from pathlib import Path
-from drawloop.dataset.build import shared_checkpointer
+from drawloop.runs import sqlite_checkpointer
 
 def busy(saver):
     config = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
@@ -277,7 +277,7 @@ def busy(saver):
         pass          # the database closed under it: the thread's next step fails, not the process
 
 for trial in range(100):
-    with shared_checkpointer(Path(sys.argv[1])) as saver:
+    with sqlite_checkpointer(Path(sys.argv[1])) as saver:
         threads = [threading.Thread(target=busy, args=(saver,), daemon=True) for _ in range(2)]
         for thread in threads:
             thread.start()

@@ -18,7 +18,6 @@ import contextlib
 import dataclasses
 import hashlib
 import shlex
-import sqlite3
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from drawloop.dataset.curate import EMBEDDERS, SCOPES, curate, make_embedder
 from drawloop.dataset.manifest import JobRow, Manifest
 from drawloop.dataset.plan import plan_jobs, select_concepts
 from drawloop.graphs.batch import BatchRunner, BatchStats, GraphCache, ThreadJob, ThreadOutcome
-from drawloop.runs import CODE_SUFFIX, ArtifactStore
+from drawloop.runs import CODE_SUFFIX, ArtifactStore, sqlite_checkpointer
 from drawloop.state import attempt_score
 from drawloop.trace.events import TraceEvent, TraceWriter
 
@@ -71,28 +70,6 @@ def exclusive(root: Path):
             raise ValueError(f"another drawloop process is building or curating {root}; wait for it "
                              "(or stop it) and run again") from None
         yield
-
-
-@contextlib.contextmanager
-def shared_checkpointer(path: Path):
-    """One SQLite checkpoint DB for the whole batch, every thread keyed by its thread_id.
-    SqliteSaver serialises access through one connection and a lock; WAL with synchronous=NORMAL
-    survives a killed process (not a power cut, which costs at most the last checkpoints: the
-    threads redo those nodes). Measured in bench/batch.py against one file per thread."""
-    from langgraph.checkpoint.sqlite import SqliteSaver
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, check_same_thread=False, timeout=60)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    saver = SqliteSaver(conn)
-    try:
-        yield saver
-    finally:
-        # Threads may still be writing (the build stopped on an error): closing a connection under
-        # a statement in flight crashes Python, so wait for it; their next step then fails cleanly.
-        with saver.lock:
-            conn.close()
 
 
 def _usage(attempts: list[dict]) -> dict[str, int]:
@@ -262,7 +239,7 @@ def _draw(root: Path, manifest: Manifest, pending: list[JobRow], settings: Setti
         manifest.fail(job.id, reason, final)
 
     try:
-        with shared_checkpointer(root / "work" / "checkpoints.sqlite") as saver, \
+        with sqlite_checkpointer(root / "work" / "checkpoints.sqlite") as saver, \
                 TraceWriter(root / "work" / "trace.jsonl") as trace:
             def event(e: TraceEvent) -> None:
                 trace.write(e)
