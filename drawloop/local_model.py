@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import functools
 import hashlib
 import importlib
 import os
@@ -223,10 +224,16 @@ class LocalServer:
         # On a shared box, DRAWLOOP_SERVER_NICE=-10 (root) keeps llama.cpp's threads from being
         # starved by other work; starved threads slow generation far more than their share.
         nice = int(os.environ.get("DRAWLOOP_SERVER_NICE", "0"))
+        parent = os.getpid()
+        _prctl()                                            # resolved here, used in the child
         self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        preexec_fn=(lambda: _raise_priority(nice)) if nice else None)
+                                        preexec_fn=lambda: _child_setup(parent, nice))
         atexit.register(self.stop)
         self._wait_healthy()
+        # The log is only read if startup fails; from here the server writes to an unlinked file,
+        # so even a process that ends with os._exit (Ctrl-C) leaves nothing behind in /tmp.
+        self.log_path.unlink()
+        self.log_path = None
         return self
 
     def _wait_healthy(self) -> None:
@@ -266,6 +273,17 @@ class LocalServer:
         self.stop()
 
 
+def _child_setup(parent: int, nice: int) -> None:
+    """Runs in the server's process before exec: it dies with its parent from the very start (the
+    death signal survives exec; a parent gone before this point is caught by the pid check), and
+    optionally gets its own raised priority."""
+    _die_with_parent()
+    if os.getppid() != parent:
+        os._exit(1)
+    if nice:
+        _raise_priority(nice)
+
+
 def _raise_priority(nice: int) -> None:
     """Runs in the child before exec. With the kernel's autogroup scheduling, plain nice only
     ranks processes within one session, so the server gets a session of its own and that
@@ -279,11 +297,21 @@ def _raise_priority(nice: int) -> None:
 
 
 def _die_with_parent() -> None:
-    with contextlib.suppress(Exception):
+    prctl = _prctl()
+    if prctl is not None:
+        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@functools.lru_cache(maxsize=1)
+def _prctl():
+    """libc's prctl, looked up before any fork: a child must not import or load libraries between
+    fork and exec while other threads of its parent may hold their locks."""
+    try:
         import ctypes
 
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        return ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
 
 
 def serve(model: str, port: int, threads: int, ctx: int, parallel: int) -> None:

@@ -97,3 +97,35 @@ def test_real_model_draws_two_iterations_end_to_end(tmp_path):
     assert all(a.get("critique") is not None for a in result.attempts)
     assert result.usage()["tokens_out"] > 20
     assert (result.run_dir / "contact_sheet.png").exists() and (result.run_dir / "best.png").exists()
+
+
+@pytest.mark.slow
+@needs_model
+def test_server_dies_with_a_parent_that_exits_abruptly_and_leaves_no_log(tmp_path):
+    """Ctrl-C ends drawloop's commands with os._exit (no atexit, no stop()): the llama.cpp server
+    must still go, even in its own session (DRAWLOOP_SERVER_NICE), and leave no log file behind."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    script = ("import os, sys\n"
+              "from drawloop.local_model import LocalServer, model_path\n"
+              "server = LocalServer(model_path()).start()\n"
+              "print(server.process.pid, flush=True)\n"
+              "os._exit(130)\n")
+    env = {**os.environ, "DRAWLOOP_SERVER_NICE": "-1", "TMPDIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 130, done.stderr
+    pid = int(done.stdout.split()[0])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        os.kill(pid, 9)
+        raise AssertionError("the llama.cpp server outlived its parent")
+    assert not list(tmp_path.glob("drawloop-llama-*"))
