@@ -81,7 +81,10 @@ class ArtifactStore:
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-            tmp.write_bytes(blob)
+            with open(tmp, "wb") as handle:
+                handle.write(blob)
+                handle.flush()
+                os.fsync(handle.fileno())   # on disk before any checkpoint can name it (power cuts)
             os.replace(tmp, target)
         return rel.as_posix()
 
