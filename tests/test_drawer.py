@@ -146,3 +146,30 @@ def test_repetition_guard_stops_streaming_early():
     words = " ".join(["<svg xmlns='http://www.w3.org/2000/svg'><path d='M0 0"] + ["L256 256"] * 2000)
     draft = Drawer(fake_llm(words)).draw("a cat", "svg", [])
     assert draft.code and draft.usage["tokens_out"] < 400  # stopped long before the 4000 chunks
+
+
+def test_drawing_loop_guard_catches_copied_blocks_and_walks_off_the_canvas():
+    from drawloop.agents.drawer import copied_block, drawing_loop, off_canvas_walk
+
+    head = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 256 256">\n'
+    whiskers = "".join(f'  <line x1="{x}" y1="140" x2="{x}" y2="150" stroke="black" stroke-width="2" />\n'
+                       for x in (92, 108, 124, 132, 148))
+    eyes = '  <circle cx="110" cy="120" r="5" fill="black" />\n  <circle cx="146" cy="120" r="5" fill="black" />\n'
+    # seen in a real check-up: a cat's whiskers, its eyes, then the same whiskers again (1,053 tokens)
+    assert copied_block(head + whiskers + eyes + whiskers)
+    assert drawing_loop(head + whiskers + eyes + whiskers)
+    assert not copied_block(head + whiskers + eyes)                       # nothing copied yet
+    # the same parts under another transform are deliberate copies (two identical wheels)
+    wheel = "".join(f'    <circle cx="0" cy="0" r="{r}" fill="none" stroke="black" stroke-width="3" />\n'
+                    for r in (30, 26, 22, 18))
+    wheels = f'  <g transform="translate(60 180)">\n{wheel}  </g>\n  <g transform="translate(190 180)">\n{wheel}'
+    assert not copied_block(head + wheels)
+    # seen in a real check-up: a path counting down the page, far past the 256 px canvas
+    walk = head + '<path d="M128 232C88 232 48 192 24 192' + "".join(f"C240 {y} 240 {y + 4} 240 {y + 8}"
+                                                                     for y in range(256, 820, 12))
+    assert off_canvas_walk(walk) and drawing_loop(walk)
+    # a long, legitimate path inside the canvas repeats its command shape but stays on it
+    curve = head + '<path d="M10 10' + "".join(f"C{x} {x % 200} {x + 3} {(x * 7) % 250} {x + 5} {x % 97}"
+                                               for x in range(10, 240, 6))
+    assert not off_canvas_walk(curve) and not drawing_loop(curve)
+    assert not drawing_loop(head + '<circle cx="128" cy="128" r="60" fill="red"/>\n</svg>')

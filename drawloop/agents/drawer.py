@@ -68,6 +68,48 @@ def _well_formed(svg: str) -> bool:
     return True
 
 
+# Constructs under which one line can draw in two places (transforms, reuse, definitions); where
+# any of them appears, a verbatim copy of earlier lines may be deliberate, so it is never cut.
+_CONTEXTUAL = re.compile(r"transform|<(?:use|defs|clipPath|mask|pattern|symbol|marker|svg[^>]*<svg)\b", re.I)
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_VIEWBOX = re.compile(r"""viewBox\s*=\s*["']\s*(-?[\d.]+)[\s,]+(-?[\d.]+)[\s,]+([\d.]+)[\s,]+([\d.]+)""")
+
+
+def drawing_loop(text: str) -> bool:
+    """Stream guard for the drawer: true when the model is looping, so the rest of its answer
+    would draw nothing new, and generation can stop (minutes per draft with a small local model)."""
+    return degenerate_repetition(text) or copied_block(text) or off_canvas_walk(text)
+
+
+def copied_block(text: str, lines_needed: int = 4, min_chars: int = 120) -> bool:
+    """The last few complete lines are element lines that repeat, verbatim, a block written earlier
+    (the whiskers again, the same circle twelve times). Without transforms or reuse an identical
+    element in the same place draws nothing new."""
+    lines = [line.strip() for line in text[:text.rfind("\n") + 1].splitlines() if line.strip()]
+    if len(lines) < 2 * lines_needed or _CONTEXTUAL.search(text):
+        return False
+    tail = lines[-lines_needed:]
+    if sum(map(len, tail)) < min_chars or not all(line.startswith("<") and not line.startswith(("</", "<!"))
+                                                  for line in tail):
+        return False
+    earlier = lines[:-lines_needed]
+    return any(earlier[i:i + lines_needed] == tail for i in range(len(earlier) - lines_needed + 1))
+
+
+def off_canvas_walk(text: str, window: int = 480) -> bool:
+    """Path commands that repeat in shape while their numbers march off the canvas
+    ("C240 280C240 288C240 296..."): the model is counting, not drawing."""
+    match = _VIEWBOX.search(text)
+    if not match:
+        return False
+    x, y, width, height = (float(v) for v in match.groups())
+    bound = max(abs(x), abs(y)) + 2 * max(width, height)
+    tail = text[-window:]
+    if sum(abs(float(n)) > bound for n in _NUMBER.findall(tail[-120:])) < 4:
+        return False
+    return degenerate_repetition(_NUMBER.sub("#", tail), window=window, min_span=60, min_repeats=8)
+
+
 def trim_repetition(text: str, max_period: int = 60, min_repeats: int = 4) -> str:
     """Collapse a unit repeated at the very end ("L256 256L256 256L256 256") to one copy."""
     for period in range(1, max_period + 1):
@@ -166,7 +208,8 @@ class Drawer:
         kwargs = {"seed": seed} if seed is not None else {}
         try:
             answer = self.llm.complete(self.messages(concept, language, history), stop=stop,
-                                       guard=degenerate_repetition, **kwargs)
+                                       guard=drawing_loop if language == "svg" else degenerate_repetition,
+                                       **kwargs)
         except LLMError as exc:
             return Draft(code="", error=str(exc))
         try:
