@@ -144,7 +144,7 @@ def _run_with_progress(out, plan, settings, models, run_checkup, stop=None):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.fields[last]}"), console=console, transient=False) as progress:
+                  TextColumn("{task.fields[last]}", markup=False), console=console, transient=False) as progress:
         if stop is not None:
             stop.live = progress
         tasks: dict[str, int] = {}
