@@ -7,6 +7,7 @@ import itertools
 import json
 import re
 import threading
+import time
 
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
@@ -118,5 +119,34 @@ def fake_server():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+class _StuckModel(http.server.BaseHTTPRequestHandler):
+    """Lists its model, then never answers a completion (within a test's time)."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self._reply(b'{"data": [{"id": "slow"}]}')
+
+    def do_POST(self):
+        time.sleep(60)
+
+    def _reply(self, body):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def stuck_server():
+    """An OpenAI-compatible server on 127.0.0.1 whose model takes a minute to answer: for Ctrl-C tests."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StuckModel)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/v1"
     server.shutdown()

@@ -326,37 +326,18 @@ def test_cli_bad_input_is_a_clear_error(tmp_path):
     assert result.exit_code == 2 and "no results.json" in result.output
 
 
-def test_ctrl_c_stops_a_checkup_blocked_on_the_model_at_once(tmp_path):
+def test_ctrl_c_stops_a_checkup_blocked_on_the_model_at_once(tmp_path, stuck_server):
     """Loops waiting on a model that takes minutes must not hold Ctrl-C: the process exits 130
-    straight away, says how to resume, and the rerun picks up from the checkpoints."""
-    import http.server
+    straight away and says how to resume (resuming is tested above)."""
     import signal
     import subprocess
     import sys
-    import threading
     import time
 
-    class Stuck(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            body = b'{"data": [{"id": "slow"}]}'
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def do_POST(self):
-            time.sleep(60)                      # a model that has not answered yet
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stuck)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     out = tmp_path / "c"
     process = subprocess.Popen(
         [sys.executable, "-m", "drawloop", "checkup", "--model", "openai:slow", "--base-url",
-         f"http://127.0.0.1:{server.server_address[1]}/v1", "--levels", "shapes", "--concepts-per-level", "1",
+         stuck_server, "--levels", "shapes", "--concepts-per-level", "1",
          "--samples", "2", "--iters", "2", "--human-per-concept", "0", "--out", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -368,6 +349,5 @@ def test_ctrl_c_stops_a_checkup_blocked_on_the_model_at_once(tmp_path):
         output, _ = process.communicate(timeout=20)   # far less than the model's 60 s
     finally:
         process.kill()
-        server.shutdown()
     assert process.returncode == 130, output
     assert "interrupted" in output and "resume" in output

@@ -165,34 +165,15 @@ def test_loop_with_pixel_recognizer_and_gallery_scorer_puts_their_scores_in_the_
     assert not any(r["source"] == "code" for r in recognized)   # the code-reading recognizer never ran
 
 
-def test_ctrl_c_stops_a_draw_blocked_on_the_model_at_once_and_says_how_to_resume(tmp_path):
-    import http.server
+def test_ctrl_c_stops_a_draw_blocked_on_the_model_at_once_and_says_how_to_resume(tmp_path, stuck_server):
     import signal
     import subprocess
     import sys
-    import threading
     import time
 
-    class Stuck(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            body = b'{"data": [{"id": "slow"}]}'
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def do_POST(self):
-            time.sleep(60)                      # a model that has not answered yet
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stuck)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     process = subprocess.Popen(
         [sys.executable, "-m", "drawloop", "draw", "a red apple", "--model", "openai:slow", "--base-url",
-         f"http://127.0.0.1:{server.server_address[1]}/v1", "--out", str(tmp_path)],
+         stuck_server, "--out", str(tmp_path)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 60
@@ -203,7 +184,6 @@ def test_ctrl_c_stops_a_draw_blocked_on_the_model_at_once_and_says_how_to_resume
         output, _ = process.communicate(timeout=20)   # far less than the model's 60 s
     finally:
         process.kill()
-        server.shutdown()
     run_dir = next(tmp_path.iterdir())
     assert process.returncode == 130, output
     assert "interrupted" in output and f"drawloop draw --resume {run_dir}" in " ".join(output.split())
