@@ -59,7 +59,7 @@ def _neutral_python(code: str) -> str:
     try:
         tree = ast.parse(code)
     except (SyntaxError, ValueError):
-        return re.sub(r"(?m)^\s*#.*$", "", code)
+        return _without_comments(code)
     imported = {(a.asname or a.name).split(".")[0] for node in ast.walk(tree)
                 if isinstance(node, (ast.Import, ast.ImportFrom)) for a in node.names}
     bound: dict[str, None] = {}
@@ -85,10 +85,7 @@ def _neutral_python(code: str) -> str:
 
         def visit_FunctionDef(self, node):
             node.name = names.get(node.name, node.name)
-            body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
-                    and isinstance(body[0].value.value, str) and len(body) > 1:
-                node.body = body[1:]                         # a docstring describes the picture
+            node.body = _without_docstring(node.body)     # a docstring describes the picture
             return self.generic_visit(node)
 
         visit_AsyncFunctionDef = visit_FunctionDef
@@ -111,12 +108,32 @@ def _neutral_python(code: str) -> str:
 
         visit_Nonlocal = visit_Global
 
-    if tree.body and isinstance(tree.body[0], ast.Expr) and isinstance(getattr(tree.body[0], "value", None),
-                                                                   ast.Constant) and len(tree.body) > 1:
-        tree.body = tree.body[1:]                            # the module docstring
+    tree.body = _without_docstring(tree.body)
     try:
         return ast.unparse(Rename().visit(tree))
     except Exception:  # unparse of odd trees: fall back to comment stripping, never fail a recognition
+        return _without_comments(code)
+
+
+def _without_docstring(body: list) -> list:
+    import ast
+
+    first = body[0] if body else None
+    if (len(body) > 1 and isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+            and isinstance(first.value.value, str)):
+        return body[1:]
+    return body
+
+
+def _without_comments(code: str) -> str:
+    """Python code minus its comments, also where it does not parse (tokenizing needs less)."""
+    import io
+    import tokenize
+
+    try:
+        tokens = [t for t in tokenize.generate_tokens(io.StringIO(code).readline) if t.type != tokenize.COMMENT]
+        return tokenize.untokenize(tokens)
+    except (tokenize.TokenError, IndentationError, SyntaxError):
         return re.sub(r"(?m)^\s*#.*$", "", code)
 
 
