@@ -23,6 +23,9 @@ from typing import Any, Callable
 from rich.console import Console
 
 
+TIDY_SECONDS = 1.0     # how long Ctrl-C waits for the live view to stop before exiting anyway
+
+
 class StopOnCtrlC:
     def __init__(self, hint: Callable[[], str | None], console: Console):
         self.hint, self.console = hint, console
@@ -38,21 +41,49 @@ class StopOnCtrlC:
 
     def interrupted(self) -> None:
         _on_ctrl_c(lambda *_: os._exit(130))
+        try:
+            # Tidy on a helper thread with a deadline: this handler interrupts the main thread at an
+            # arbitrary bytecode, possibly inside a print holding a console lock that the live view's
+            # refresh thread (or a worker writing through rich's stdout proxy) needs next: stopping
+            # the view here could wait forever. CI saw exactly that hang once.
+            tidy = threading.Thread(target=self._stop_live, daemon=True)
+            tidy.start()
+            tidy.join(TIDY_SECONDS)
+            hint = self.hint()
+            message = "interrupted." + (f" {hint}" if hint else "")
+            if self.console.is_terminal:
+                message = f"\x1b[33minterrupted.\x1b[0m{message[len('interrupted.'):]}"
+            # os.write, not the console: its locks may be held by the code this handler interrupted.
+            os.write(_fd_of(self.console), f"\n{message}\n".encode("utf-8", "replace"))
+        finally:
+            exit_now(130)
+
+    def _stop_live(self) -> None:
         if self.live is not None:
             try:
                 self.live.stop()
             except Exception:  # noqa: BLE001 - the terminal state is best effort; the exit is not
                 pass
-        hint = self.hint()
-        self.console.print("\n[yellow]interrupted.[/]" + (f" {hint}" if hint else ""), soft_wrap=True)
-        exit_now(130)
 
 
 def exit_now(code: int) -> None:
     """End the process without waiting for threads; their finished work is on disk already."""
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - e.g. a flush re-entered from a signal handler
+            pass
     os._exit(code)
+
+
+def _fd_of(console: Console) -> int:
+    """The console's file descriptor, under rich's stdout/stderr proxy if a live view is showing."""
+    if console.file in (sys.stdout, sys.stderr):
+        return 2 if console.stderr else 1
+    try:
+        return console.file.fileno()
+    except (AttributeError, OSError, ValueError):
+        return 2
 
 
 def _on_ctrl_c(handler):
