@@ -7,6 +7,8 @@ drawings); the fake critic reads it back, the fake recognizer is right exactly w
 import dataclasses
 import json
 import re
+import threading
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -351,3 +353,25 @@ def test_ctrl_c_stops_a_checkup_blocked_on_the_model_at_once(tmp_path, stuck_ser
         process.kill()
     assert process.returncode == 130, output
     assert "interrupted" in output and "resume" in output
+
+
+
+def test_a_failing_loop_ends_the_pool_without_waiting_for_loops_blocked_on_the_model():
+    """One loop's error surfaces at once although another loop still waits (the pool used to join
+    it first: minutes with a real model); loops_still_running tells the command to exit without
+    joining it, and turns False once it ends."""
+    from drawloop.graphs.checkup import loops_still_running
+
+    release = threading.Event()
+
+    def fails():
+        raise ValueError("disk full")
+
+    checkup = SimpleNamespace(plan=SimpleNamespace(concurrency=2))
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="disk full"):
+        Checkup._pool(checkup, [lambda: release.wait(30), fails])
+    assert time.monotonic() - started < 10
+    assert loops_still_running(timeout=0.1)
+    release.set()
+    assert not loops_still_running(timeout=10)

@@ -15,6 +15,7 @@ per request, default 180) rather than letting drawings fail as timeouts.
 from __future__ import annotations
 
 import dataclasses
+import traceback
 from pathlib import Path
 from typing import List, Optional
 
@@ -22,7 +23,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from drawloop.commands.interrupt import StopOnCtrlC
+from drawloop.commands.interrupt import StopOnCtrlC, exit_now
 
 console = Console()
 err_console = Console(stderr=True)
@@ -115,8 +116,20 @@ def register(app: typer.Typer) -> None:
                     stop.interrupted()
             report = write_report(out)
         except _known_errors() as exc:
+            from drawloop.graphs.checkup import loops_still_running
+
             err_console.print(f"[red]error:[/] {exc}")
+            if loops_still_running(timeout=1.0):
+                err_console.print("finished work is kept; fix the cause and rerun the same command to resume.")
+                exit_now(2)   # other loops still wait on the model: a normal exit would wait minutes
             raise typer.Exit(2)
+        except Exception:
+            from drawloop.graphs.checkup import loops_still_running
+
+            if not loops_still_running(timeout=1.0):
+                raise
+            traceback.print_exc()   # a bug: show it, but do not wait minutes for the model first
+            exit_now(1)
         console.print(_headline_table(results))
         console.print(f"report: {report}")
 

@@ -74,6 +74,9 @@ IDENTITY_SETTINGS = ("temperature", "max_tokens", "size", "language", "n_distrac
 Progress = Callable[[int, int, str], None]
 
 
+POOL_NAME = "checkup-loop"   # the pool's thread names, so an error path can find them
+
+
 @dataclass(frozen=True)
 class CheckupPlan:
     levels: tuple[str, ...] = ("shapes", "objects", "scenes")
@@ -390,18 +393,19 @@ class Checkup:
         return states
 
     def _pool(self, jobs: list[Callable[[], Any]]) -> list[Any]:
-        pool = ThreadPoolExecutor(max_workers=self.plan.concurrency, thread_name_prefix="checkup")
+        pool = ThreadPoolExecutor(max_workers=self.plan.concurrency, thread_name_prefix=POOL_NAME)
         try:
             futures = {pool.submit(job): i for i, job in enumerate(jobs)}
             out: list[Any] = [None] * len(jobs)
             for future in as_completed(futures):
                 out[futures[future]] = future.result()
-            return out
         except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)  # checkpoints keep what finished
+            # No waiting for loops still blocked on the model (minutes): checkpoints keep what
+            # finished, and the caller decides whether to wait (see loops_still_running).
+            pool.shutdown(wait=False, cancel_futures=True)
             raise
-        finally:
-            pool.shutdown(wait=True)
+        pool.shutdown(wait=True)
+        return out
 
     def _run_threads(self, graphs: dict) -> dict[str, dict]:
         units = [(c.name, c.level, s) for c in self.concepts for s in range(self.plan.samples)]
@@ -573,6 +577,16 @@ def summarise_thread(spec: ThreadSpec, state: dict) -> dict:
             "sample": spec.sample, "choices": list(state.get("choices") or []), "best": state.get("best"),
             "stop_reason": state.get("stop_reason"),
             "attempts": [summarise_attempt(a, spec.concept) for a in state.get("attempts") or []]}
+
+
+def loops_still_running(timeout: float) -> bool:
+    """Wait up to `timeout` s for the check-up's loop threads; True if some still wait on the model.
+    After an error the process should then exit without joining them (commands/interrupt.exit_now)."""
+    deadline = time.monotonic() + timeout
+    for thread in threading.enumerate():
+        if thread.name.startswith(POOL_NAME):
+            thread.join(max(0.0, deadline - time.monotonic()))
+    return any(t.name.startswith(POOL_NAME) and t.is_alive() for t in threading.enumerate())
 
 
 def run_checkup(out: str | Path, plan: CheckupPlan, settings, models=None, **kwargs: Any) -> dict:
