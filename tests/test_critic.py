@@ -3,7 +3,7 @@ import pytest
 from conftest import APPLE, BLANK, fake_llm
 from drawloop.agents.base import ScoreResult
 from drawloop.agents.critic import (Critic, LLMCodeCritic, RecognitionScorer, RenderSanityScorer, content_stats,
-                                    parse_critique, parse_weights)
+                                    parse_critique, parse_weights, svg_blank_causes)
 from drawloop.renderers import render
 from drawloop.state import Drawing
 
@@ -35,6 +35,42 @@ def test_content_stats_measure_coverage_and_colours():
 def test_sanity_scorer_flags(body, expected_score, phrase):
     result = RenderSanityScorer().score(drawing(svg(body)))
     assert result.score == pytest.approx(expected_score) and phrase in result.feedback
+
+
+# What the local model wrote for "a black and white checkerboard" three times in a row (dataset
+# build, session 3): a pattern without width/height paints nothing, and "the canvas is blank"
+# alone never told it why.
+CHECKERBOARD_WITHOUT_SIZE = """<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 256 256" width="256" height="256">
+  <pattern id="checkerboard" patternUnits="userSpaceOnUse">
+    <rect width="32" height="32" fill="#000" />
+    <rect width="32" height="32" x="32" y="32" fill="#000" />
+  </pattern>
+  <rect width="256" height="256" fill="url(#checkerboard)" /></svg>"""
+
+
+@pytest.mark.parametrize("code, phrase", [
+    (CHECKERBOARD_WITHOUT_SIZE, '<pattern id="checkerboard"> has no width and height'),
+    (svg('<circle cx="50" cy="50" r="30" fill="url(#skin)"/>'), "url(#skin) refer to ids that are not defined"),
+    (svg('<defs><circle id="c" cx="50" cy="50" r="30" fill="red"/></defs>'), "inside <defs>"),
+    (svg('<circle cx="50" cy="50" r="30" fill="none"/><rect width="9" height="9" style="fill:none"/>'),
+     'Every shape has fill="none"'),
+])
+def test_a_blank_canvas_gets_the_cause_in_the_code_as_feedback(code, phrase):
+    result = RenderSanityScorer().score(drawing(code))
+    assert result.score == 0.0 and phrase in result.feedback, result.feedback
+    assert "may be the same colour" not in result.feedback     # the guess is replaced by the cause
+
+
+def test_blank_causes_say_nothing_when_the_code_is_fine_or_the_cause_is_unknown():
+    fixed = CHECKERBOARD_WITHOUT_SIZE.replace('patternUnits="userSpaceOnUse"',
+                                              'patternUnits="userSpaceOnUse" width="64" height="64"')
+    assert svg_blank_causes(fixed) == []
+    assert RenderSanityScorer().score(drawing(fixed)).score > 0          # it really draws now
+    white_on_white = svg('<circle cx="50" cy="50" r="30" fill="#fff"/>')
+    assert svg_blank_causes(white_on_white) == []
+    assert "may be the same colour" in RenderSanityScorer().score(drawing(white_on_white)).feedback
+    assert svg_blank_causes("<svg") == []
+    assert svg_blank_causes(svg('<defs><circle id="c" r="9"/></defs><use href="#c" x="50" y="50"/>')) == []
 
 
 def test_sanity_abstains_on_failed_render():

@@ -59,6 +59,70 @@ def content_stats(png: bytes, threshold: int = 24) -> dict[str, float]:
             "colours": float(colours_used), "background_light": light}
 
 
+_SVG = "{http://www.w3.org/2000/svg}"
+_SHAPES = {"rect", "circle", "ellipse", "line", "polyline", "polygon", "path", "text", "use", "image"}
+_CONTAINERS = {"defs", "pattern", "symbol", "clipPath", "mask", "marker", "linearGradient", "radialGradient",
+               "filter"}    # their children paint nothing by themselves
+
+
+def svg_blank_causes(code: str) -> list[str]:
+    """Name the mistakes in SVG code that make it paint nothing, as fixes the drawer can apply.
+
+    A blank render alone says only "nothing visible"; small models make the same few mistakes
+    (a <pattern> without width/height, url(#id) pointing nowhere, everything inside <defs>), and
+    without being told which they repeat it on every redraft. Returns [] when no cause is found."""
+    import defusedxml.ElementTree as SafeET
+
+    try:
+        root = SafeET.fromstring(code, forbid_dtd=True)
+    except Exception:  # noqa: BLE001 - it rendered, so the renderer's own parse found a way; say nothing
+        return []
+    local = {el: el.tag.replace(_SVG, "") if isinstance(el.tag, str) else "" for el in root.iter()}
+    ids = {el.get("id") for el in root.iter() if el.get("id")}
+    causes: list[str] = []
+    for el, tag in local.items():
+        if tag == "pattern" and not (_positive(el.get("width")) and _positive(el.get("height"))):
+            causes.append(f'<pattern id="{el.get("id", "")}"> has no width and height, so it paints nothing: '
+                          'give it width and height (e.g. patternUnits="userSpaceOnUse" width="32" height="32").')
+    missing = sorted({ref for el in root.iter() for name in ("fill", "stroke")
+                      for ref in re.findall(r"url\(\s*#([^)\s]+)\s*\)", el.get(name) or "") if ref not in ids})
+    if missing:
+        causes.append("fill/stroke url(#" + "), url(#".join(missing) + ") refer to ids that are not defined.")
+    visible = [el for el in _painted(root, local) if local[el] in _SHAPES]
+    if not visible:
+        causes.append("Every shape is inside <defs>, <pattern>, <symbol> or similar, which draw nothing by "
+                      "themselves: put shapes directly in <svg> (or <g>), or reference them with <use>.")
+    elif all(_paints_nothing(el) for el in visible):
+        causes.append('Every shape has fill="none" (or is transparent) and no stroke: give shapes a fill colour.')
+    return causes[:3]
+
+
+def _positive(value: str | None) -> bool:
+    match = re.match(r"\s*([0-9.]+)", value or "")
+    try:
+        return bool(match) and float(match.group(1)) > 0
+    except ValueError:
+        return False
+
+
+def _painted(element, local: dict, inside_container: bool = False):
+    """Elements that are rendered directly (not only through a reference)."""
+    for child in element:
+        hidden = inside_container or local.get(child, "") in _CONTAINERS
+        if not hidden:
+            yield child
+        yield from _painted(child, local, hidden)
+
+
+def _paints_nothing(element) -> bool:
+    style = dict(part.split(":", 1) for part in (element.get("style") or "").split(";") if ":" in part)
+    style = {k.strip(): v.strip() for k, v in style.items()}
+    fill = (style.get("fill") or element.get("fill") or "black").strip().lower()
+    stroke = (style.get("stroke") or element.get("stroke") or "none").strip().lower()
+    opacity = (style.get("opacity") or element.get("opacity") or "1").strip()
+    return opacity in ("0", "0.0") or (fill in ("none", "transparent") and stroke in ("none", "transparent"))
+
+
 class RenderSanityScorer:
     """Catches drawings that cannot be right whatever they show: blank, flat, tiny, off-canvas."""
 
@@ -70,10 +134,12 @@ class RenderSanityScorer:
         stats = content_stats(drawing.png)
         if stats["coverage"] < 0.005:
             what = "blank" if stats["background_light"] else "one flat colour"
-            return ScoreResult(0.0, f"The canvas is {what}: nothing visible was drawn on it. Shapes may be the "
-                               "same colour as the background, have fill=\"none\" and no stroke, or lie outside "
-                               "the viewBox. Give each part a distinct fill colour and a dark stroke.",
-                               {**stats, "cap": 0.05})
+            causes = svg_blank_causes(drawing.code) if drawing.language == "svg" else []
+            guess = (" " + " ".join(causes)) if causes else (
+                " Shapes may be the same colour as the background, have fill=\"none\" and no stroke, or lie "
+                "outside the viewBox. Give each part a distinct fill colour and a dark stroke.")
+            return ScoreResult(0.0, f"The canvas is {what}: nothing visible was drawn on it.{guess}",
+                               {**stats, "cap": 0.05, "causes": causes})
         score, notes = 1.0, []
         if stats["bbox_area"] < 0.04:
             score -= 0.5
