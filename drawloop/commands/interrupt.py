@@ -50,9 +50,8 @@ class StopOnCtrlC:
             tidy.start()
             tidy.join(TIDY_SECONDS)
             hint = self.hint()
-            message = "interrupted." + (f" {hint}" if hint else "")
-            if self.console.is_terminal:
-                message = f"\x1b[33minterrupted.\x1b[0m{message[len('interrupted.'):]}"
+            label = "\x1b[33minterrupted.\x1b[0m" if self.console.is_terminal else "interrupted."
+            message = label + (f" {hint}" if hint else "")
             # os.write, not the console: its locks may be held by the code this handler interrupted.
             os.write(_fd_of(self.console), f"\n{message}\n".encode("utf-8", "replace"))
         finally:
