@@ -62,6 +62,14 @@ def test_list_of_an_empty_or_missing_dir_says_so(tmp_path):
     assert result.exit_code == 0 and "no runs in" in result.output and "no such directory" in result.output
 
 
+def test_messages_are_not_wrapped_at_a_long_path(tmp_path):
+    """Output that is not a terminal keeps each message on one line, whatever the checkout's path."""
+    missing = tmp_path / ("a-rather-long-folder-name-" * 5) / "nope"
+    result = invoke("--dir", missing)
+    line = next(line for line in result.output.splitlines() if "no runs in" in line)
+    assert str(missing) in line and "no such directory" in line
+
+
 def test_rm_is_a_dry_run_until_yes(runs):
     result = invoke("rm", "red-apple", "--dir", runs)
     assert result.exit_code == 0 and "would delete" in result.output and "--yes" in result.output

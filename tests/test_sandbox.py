@@ -134,3 +134,21 @@ def test_the_bwrap_command_hides_the_project_and_drops_privileges():
     assert str(PROJECT) not in binds and "/" not in binds and "/root" not in binds
     assert "--bind" not in command  # nothing from the host is writable
     assert "--share-net" not in command and "--proc" not in command
+
+
+def test_an_interpreter_under_tmp_is_visible_inside_the_sandbox(tmp_path):
+    """A checkout (and its .venv) under /tmp: the private /tmp must not hide the bound interpreter."""
+    import os
+    import subprocess
+    import sys
+
+    assert str(tmp_path).startswith("/tmp/")
+    (tmp_path / "venv" / "bin").mkdir(parents=True)
+    python = tmp_path / "venv" / "bin" / "python"
+    os.symlink(sys.executable, python)
+    command = bwrap_command(str(python))
+    assert command[-3:-1] == ["-I", "-B"]
+    probe = command[:-3] + ["-I", "-c", "print('inside')"]
+    done = subprocess.run(probe, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "inside"

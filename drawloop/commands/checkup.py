@@ -20,13 +20,11 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from drawloop.commands.interrupt import StopOnCtrlC, exit_now
+from drawloop.commands import console, err_console
 
-console = Console()
-err_console = Console(stderr=True)
 
 
 def _levels(values: list[str] | None) -> tuple[str, ...]:

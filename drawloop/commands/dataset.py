@@ -20,15 +20,14 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console, Group
+from rich.console import Group
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
 from drawloop.commands.interrupt import StopOnCtrlC, exit_now
+from drawloop.commands import console, err_console
 
-console = Console()
-err_console = Console(stderr=True)
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:

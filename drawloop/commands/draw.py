@@ -15,14 +15,12 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
 from drawloop.commands.interrupt import StopOnCtrlC
+from drawloop.commands import console, err_console
 
 DEMO_CONCEPTS = ("a red circle", "a bicycle", "a row of bicycles")
 
-console = Console()
-err_console = Console(stderr=True)
 
 
 class UserError(Exception):

@@ -24,14 +24,12 @@ from typing import Optional
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.table import Table
 
 from drawloop.commands.trace import default_runs_dir
+from drawloop.commands import console, err_console
 
 runs_app = typer.Typer(help="List, remove and prune run directories.", invoke_without_command=True)
-console = Console()
-err_console = Console(stderr=True)
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 

@@ -17,11 +17,11 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from drawloop.commands import err_console
 
 trace_app = typer.Typer(help="Replay what a run did: nodes, timings, tokens, scores, drawings.",
                         no_args_is_help=True)
 
-err_console = Console(stderr=True)
 
 
 def default_runs_dir() -> Path:

@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
+from drawloop.commands import console
 
-console = Console()
 
 DATA_HELP = "a folder of images (a drawloop dataset or any image folder) or procedural:deadleaves|shapes|spectral"
 

@@ -55,7 +55,10 @@ def bwrap_command(python: str = sys.executable) -> list[str]:
         raise SandboxFailed("bubblewrap is not installed (apt-get install bubblewrap); "
                             "Python drawings cannot run without the sandbox")
     command = [bwrap, "--unshare-all", "--uid", NOBODY, "--gid", NOBODY, "--cap-drop", "ALL", "--new-session",
-               "--die-with-parent", "--hostname", "sandbox"]
+               "--die-with-parent", "--hostname", "sandbox",
+               # The private /dev and /tmp first: binds below may live under /tmp (a checkout or venv
+               # there) and must land on top of the tmpfs, not be hidden by it.
+               "--dev", "/dev", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp"]
     for path in ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
         if os.path.islink(path):
             command += ["--symlink", os.readlink(path), path]
@@ -67,8 +70,7 @@ def bwrap_command(python: str = sys.executable) -> list[str]:
         command += ["--ro-bind", path, path]
     for name in SERVER_FILES:
         command += ["--ro-bind", os.path.join(HERE, name), f"{INSIDE}/{name}"]
-    command += ["--dev", "/dev", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp",
-                "--remount-ro", "/",  # the sandbox's own root (where /work, /opt were created): no writes
+    command += ["--remount-ro", "/",  # the sandbox's own root (where /work, /opt were created): no writes
                 "--chdir", "/tmp", "--clearenv",
                 "--setenv", "HOME", "/tmp", "--setenv", "PATH", "/usr/bin:/bin",
                 "--setenv", "MPLCONFIGDIR", "/tmp/.matplotlib", "--setenv", "MPLBACKEND", "Agg",
