@@ -39,10 +39,12 @@ class Settings:
     patience: int = 2
     min_delta: float = 0.01
     target: float | None = None
+    candidates: int = 1                  # drafts per round, judged pairwise against the best so far
     n_distractors: int = 4
     feedback: str = "critic"             # "critic": critic + recognizer feedback; "plain": "improve it"
     critic: str = "default"              # registered critic name (agents/registry.py)
     recognizer: str = "code"             # registered recognizer name
+    judge: str = "default"               # registered judge name: score (offline) | vlm | default
     runs_dir: str = "runs"
     seed: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -85,6 +87,8 @@ class Settings:
             raise ValueError("target must be in [0, 1]")
         if self.feedback not in ("critic", "plain"):
             raise ValueError("feedback must be 'critic' or 'plain'")
+        if not 1 <= self.candidates <= 16:
+            raise ValueError("candidates must be between 1 and 16")
         if self.parallel < 1:
             raise ValueError("parallel must be at least 1")
         if not 32 <= self.size <= 2048:

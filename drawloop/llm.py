@@ -178,8 +178,9 @@ class ModelHandle:
         if self.provider == "local" and not self.settings.base_url:
             from drawloop.local_model import LocalServer, model_path
 
+            # One slot per request that can be in flight: each thread drafts its candidates at once.
             # llama.cpp splits its context among the slots, so each parallel slot gets its own 4k.
-            parallel = self.settings.parallel
+            parallel = min(8, self.settings.parallel * self.settings.candidates)
             self.server = LocalServer(model_path(self.model_name), threads=self.settings.threads,
                                       parallel=parallel, ctx=max(8192, 4096 * parallel)).start()
             self.base_url, self.api_key = self.server.base_url, "sk-local"

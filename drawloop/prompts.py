@@ -72,6 +72,11 @@ FIXES:
 - <fix>"""
 
 
+PAIRWISE_JUDGE = """Two drawings, A and B, were made from code to show: "{concept}".
+Look at both images. Which one shows "{concept}" better: more recognisable, with the right parts,
+colours and layout? If they are equally good, answer A.
+Answer with JSON only: {{"better": "A" or "B", "reason": "<one sentence>"}}"""
+
 def system_prompt(language: str, size: int) -> str:
     if language == "python":
         return PYTHON_SYSTEM

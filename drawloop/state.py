@@ -1,12 +1,17 @@
 """The LangGraph state of one drawing thread, and the records it accumulates.
 
-A thread draws one concept. Each pass through the loop builds one `Attempt` in `current`
-(draw -> render -> recognize -> critique), and `decide` appends it to `attempts`, so the
-checkpointed state always says exactly which attempts are finished:
+A thread draws one concept in rounds. Each round drafts N candidates side by side in
+`candidates` (draw -> render -> recognize -> critique, one LangGraph task per candidate and
+step); the judge appends the whole round to `attempts`, keeps the best so far in `best` and
+records its verdict in `rounds`, so the checkpointed state always says exactly which
+candidates are finished:
 
     state = {"concept": "a red apple", "language": "svg", "choices": [...],
-             "attempts": [Attempt, ...], "current": Attempt | None,
-             "best": 0, "stop_reason": None}
+             "attempts": [Attempt, ...],          # every finished candidate, round by round
+             "candidates": [Attempt, ...],        # the round in progress (empty between rounds)
+             "rounds": [RoundOutcome, ...], "best": 0, "stop_reason": None}
+
+With N = 1 (the study's single chain) round r is attempt r.
 
 Records are plain dicts (TypedDicts) so they checkpoint, serialise to JSON and diff cleanly.
 Images live in the run's artifact store; state holds their paths, never raw bytes.
@@ -16,7 +21,9 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass, field
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any
+
+from typing_extensions import TypedDict  # LangGraph reads schemas of typing_extensions TypedDicts on py<3.12
 
 
 class Usage(TypedDict, total=False):
@@ -44,7 +51,9 @@ class Critique(TypedDict, total=False):
 
 
 class Attempt(TypedDict, total=False):
-    iteration: int
+    iteration: int             # the attempt's index in `attempts` (unique across rounds)
+    round: int                 # the round that drew it
+    candidate: int             # its slot in that round, 0..N-1
     code: str
     language: str
     raw: str                   # the model's whole answer, before extraction
@@ -58,12 +67,33 @@ class Attempt(TypedDict, total=False):
     seconds: dict[str, float]  # wall time per node
 
 
+class RoundOutcome(TypedDict, total=False):
+    round: int
+    winner: int                # attempt index of the round's top-scoring candidate
+    replaced: bool             # the judge preferred it to the best so far (round 0: always)
+    best: int                  # attempt index of the best so far after this round
+    best_score: float
+    reason: str                # the judge's one-line why
+    failed: bool               # every candidate failed to produce code
+
+
+def merge_candidates(old: list[Attempt] | None, new: list[Attempt] | None) -> list[Attempt]:
+    """Reducer for the round in progress: each write replaces its candidate's slot; an empty
+    write (the judge closing the round) clears the round."""
+    if not new:
+        return []
+    slots = {c["candidate"]: c for c in old or []}
+    slots.update({c["candidate"]: c for c in new})
+    return [slots[k] for k in sorted(slots)]
+
+
 class DrawState(TypedDict, total=False):
     concept: str
     language: str
     choices: list[str]         # concept + distractors, in the order shown to the recognizer
     attempts: Annotated[list[Attempt], operator.add]
-    current: Attempt | None
+    candidates: Annotated[list[Attempt], merge_candidates]
+    rounds: Annotated[list[RoundOutcome], operator.add]
     best: int | None           # index into attempts
     stop_reason: str | None
 
@@ -94,6 +124,7 @@ class Drawing:
     choices: list[str] = field(default_factory=list)
     recognition: Recognition | None = None
     iteration: int = 0
+    critique: Critique | None = None   # set once critiqued (what a pairwise judge compares)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

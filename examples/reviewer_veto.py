@@ -3,10 +3,11 @@
     python examples/reviewer_veto.py                      # "a red apple" with the offline local model
     python examples/reviewer_veto.py "a bicycle" --model openai:gpt-4o-mini
 
-`review_nodes=[(name, fn)]` inserts nodes between critique and decide. A review node gets the
-whole state; the attempt in progress is `state["current"]`, already drawn, rendered, recognized
-and scored. It returns a partial update; replacing `current` with a lower score and new feedback
-is a veto: decide sees the vetoed score, and the drawer reads the reviewer's feedback next time.
+`review_nodes=[(name, fn)]` inserts nodes between the last critique of a round and the judge. A
+review node gets the whole state; the round's candidates are `state["candidates"]`, already
+drawn, rendered, recognized and scored. It returns a partial update; returning a candidate with a
+lower score and new feedback is a veto: the judge sees the vetoed score, and the drawer reads the
+reviewer's feedback if that candidate is revised.
 
 This reviewer vetoes an attempt whose code is identical to an earlier one (small models often
 answer "improve it" by repeating themselves), so the loop stops paying for copies. `traced`
@@ -26,16 +27,18 @@ VETO = "VETO from the reviewer: this code is identical to attempt #{index}. Chan
 
 
 def no_repeats(state: dict) -> dict:
-    current = state["current"]
     earlier = [a for a in state.get("attempts") or [] if a.get("code")]
-    twin = next((a for a in earlier if a["code"].strip() == (current.get("code") or "").strip()), None)
-    if twin is None:
-        return {}  # no change: decide sees the critic's score
-    critique = dict(current.get("critique") or {})
-    critique["scores"] = {**critique.get("scores", {}), "review": 0.0}
-    critique["score"] = 0.0
-    critique["feedback"] = VETO.format(index=twin["iteration"])
-    return {"current": {**current, "critique": critique}}
+    vetoed = []
+    for candidate in state.get("candidates") or []:
+        twin = next((a for a in earlier if a["code"].strip() == (candidate.get("code") or "").strip()), None)
+        if twin is None:
+            continue  # no change: the judge sees the critic's score
+        critique = dict(candidate.get("critique") or {})
+        critique["scores"] = {**critique.get("scores", {}), "review": 0.0}
+        critique["score"] = 0.0
+        critique["feedback"] = VETO.format(index=twin["iteration"])
+        vetoed.append({**candidate, "critique": critique})
+    return {"candidates": vetoed} if vetoed else {}
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -51,12 +51,12 @@ def test_damaged_lines_are_skipped_and_counted(tmp_path):
 
 class S(TypedDict, total=False):
     attempts: list
-    current: dict
+    candidates: list
 
 
 def test_traced_nodes_emit_start_and_end_with_the_verdict(tmp_path):
     def veto(state):
-        return {"current": {**state["current"], "critique": {"score": 0.0, "feedback": "vetoed"}}}
+        return {"candidates": [{**state["candidates"][0], "critique": {"score": 0.0, "feedback": "vetoed"}}]}
 
     def boom(state):
         raise RuntimeError("reviewer crashed")
@@ -67,7 +67,7 @@ def test_traced_nodes_emit_start_and_end_with_the_verdict(tmp_path):
     graph.add_edge(START, "review")
     graph.add_edge("review", "check")
     graph.add_edge("check", END)
-    state = {"attempts": [{}, {}], "current": {"critique": {"score": 0.9, "feedback": "fine"}}}
+    state = {"attempts": [{}, {}], "candidates": [{"candidate": 0, "critique": {"score": 0.9, "feedback": "fine"}}]}
     config = {"configurable": {"thread_id": "t9", "run_id": "r9"}}
     events = [TraceEvent.from_dict(c) for c in graph.compile().stream(state, config, stream_mode="custom")]
     assert [(e.node, e.phase) for e in events] == [("review", "start"), ("review", "end"),

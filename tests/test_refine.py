@@ -138,9 +138,8 @@ def test_target_stop_and_artifacts_are_content_addressed(tmp_path):
 
 def test_review_node_runs_between_critique_and_decide(tmp_path):
     def veto(state):
-        current = dict(state["current"])
-        current["critique"] = {**current["critique"], "score": 0.0, "feedback": "vetoed"}
-        return {"current": current}
+        vetoed = [{**c, "critique": {**c["critique"], "score": 0.0, "feedback": "vetoed"}} for c in state["candidates"]]
+        return {"candidates": vetoed}
 
     graph = make_graph(tmp_path, CountingDrawer(APPLE), ["A"], stop=StopRule(max_iters=1),
                        review_nodes=[("reviewer", veto)])

@@ -143,5 +143,6 @@ def test_installed_plugin_scorer_is_used_by_name_from_the_command_line(installed
                                            "--json"])
     assert out.exit_code == 0, out.output
     summary = json.loads(out.output)
-    critique = json.loads((Path(summary["run_dir"]) / "trace.jsonl").read_text().splitlines()[-2])
-    assert critique["node"] == "critique" and critique["scores"] == {"plugin_corners": 1.0}
+    records = [json.loads(line) for line in (Path(summary["run_dir"]) / "trace.jsonl").read_text().splitlines()]
+    critique = next(r for r in records if r["node"] == "critique" and r["phase"] == "end")
+    assert critique["scores"] == {"plugin_corners": 1.0}

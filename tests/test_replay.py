@@ -83,8 +83,9 @@ def test_thumbnails_come_from_the_png_artifacts():
 def test_fresh_run_shows_failures_review_nodes_and_code_diffs(fresh_run):
     trace = load_run(fresh_run)
     iterations = trace.threads["main"].iterations
-    assert [s.node for s in iterations[0].steps] == ["draw", "render", "critique", "review", "decide"]
-    assert [s.node for s in iterations[1].steps] == ["draw", "render", "recognize", "critique", "review", "decide"]
+    assert [s.node for s in iterations[0].steps] == ["draw", "render", "critique", "review", "judge", "decide"]
+    assert [s.node for s in iterations[1].steps] == ["draw", "render", "recognize", "critique", "review", "judge",
+                                                       "decide"]
     assert "script" in iterations[0].error and iterations[0].image_path is None
     text = text_of(render_run(trace, diff=True, thumbs=True, thumb_width=20), colour=True)
     assert "render failed" in text  # the placeholder where the drawing would be

@@ -8,7 +8,7 @@
 
     critic = resolve("critic", "harsh", ctx)      # or resolve("critic", my_instance) -> my_instance
 
-Kinds: drawer, renderer, recognizer, critic, scorer. Installed packages add agents without
+Kinds: drawer, renderer, recognizer, critic, scorer, judge. Installed packages add agents without
 touching this repo through the `drawloop.agents` entry-point group; the entry point's name is
 "<kind>.<name>" and its value a factory taking an AgentContext, e.g. in pyproject.toml:
 
@@ -37,7 +37,7 @@ from typing import Any, Callable
 
 from drawloop.config import Settings
 
-KINDS = ("drawer", "renderer", "recognizer", "critic", "scorer")
+KINDS = ("drawer", "renderer", "recognizer", "critic", "scorer", "judge")
 Factory = Callable[["AgentContext"], Any]
 _REGISTRY: dict[str, dict[str, Factory]] = {kind: {} for kind in KINDS}
 _entry_points_loaded = False
@@ -285,3 +285,29 @@ def _default_critic(ctx: AgentContext):
 def _pixel_critic(ctx: AgentContext):
     """The default scorers plus the offline pixel scorers: gallery concept similarity and structure."""
     return _weighted_critic(ctx, PIXEL_WEIGHTS)
+
+
+@register("judge", "score")
+def _score_judge(ctx: AgentContext):
+    """Offline: the candidate replaces the best when the critic scores it higher by min_delta."""
+    from drawloop.agents.judge import ScoreJudge
+
+    return ScoreJudge(margin=ctx.settings.min_delta)
+
+
+@register("judge", "vlm")
+def _vlm_judge(ctx: AgentContext):
+    """Both pictures shown to the --critic-model; the score judge when it cannot answer."""
+    from drawloop.agents.judge import VLMJudge
+
+    settings = ctx.settings
+    if not settings.critic_model:
+        raise ValueError("the vlm judge needs --critic-model (e.g. openai:gpt-4o-mini)")
+    return VLMJudge.from_model(settings.critic_model, base_url=settings.critic_base_url, api_key=settings.api_key,
+                               timeout=settings.request_timeout, margin=settings.min_delta)
+
+
+@register("judge", "default")
+def _default_judge(ctx: AgentContext):
+    """The vision-language judge when --critic-model is set, otherwise the score judge."""
+    return _vlm_judge(ctx) if ctx.settings.critic_model else _score_judge(ctx)

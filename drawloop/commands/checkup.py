@@ -67,7 +67,8 @@ def register(app: typer.Typer) -> None:
                                                         "(default: shapes,objects,scenes)."),
         concepts_per_level: int = typer.Option(10, help="Concepts per level, evenly spread over the level's list."),
         samples: int = typer.Option(2, help="Independent drawings per concept (each runs both loops)."),
-        iters: int = typer.Option(4, help="Attempts per loop, first draft included."),
+        iters: int = typer.Option(4, help="Rounds per loop, first draft included."),
+        candidates: int = typer.Option(1, "--candidates", "-N", help="Drafts per round, judged pairwise."),
         out: Optional[Path] = typer.Option(None, "--out", help="Check-up directory (default: runs/checkup-<model>)."),
         concurrency: Optional[int] = typer.Option(None, help="Threads worked on at once (default 2; the "
                                                              "embedded model gets one slot per thread)."),
@@ -91,7 +92,8 @@ def register(app: typer.Typer) -> None:
 
         try:
             settings = Settings.from_env(model=model, base_url=base_url, temperature=temperature,
-                                         max_tokens=max_tokens, seed=seed, max_iters=iters)
+                                         max_tokens=max_tokens, seed=seed, max_iters=iters,
+                                         candidates=candidates)
             concurrency = concurrency or 2
             if settings.model.startswith("local") and not settings.base_url:
                 # One llama.cpp slot per thread, so no request queues behind another and times out.

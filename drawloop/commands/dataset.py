@@ -101,7 +101,8 @@ def build_command(
     model: Optional[str] = typer.Option(None, help="local | local:/path.gguf | openai:NAME (default: local)."),
     base_url: Optional[str] = typer.Option(None, help="Any OpenAI-compatible server, e.g. http://host:8000/v1."),
     max_iters: int = typer.Option(3, help="Attempts per drawing at most."),
-    patience: int = typer.Option(2, help="Stop a drawing after this many attempts without improvement."),
+    patience: int = typer.Option(2, help="Stop a drawing after this many rounds without improvement."),
+    candidates: int = typer.Option(1, "--candidates", "-N", help="Drafts per round, judged pairwise."),
     temperature: float = typer.Option(0.7, help="Mean sampling temperature of the drawer."),
     spread: float = typer.Option(0.2, help="Each drawing's temperature is drawn from mean ± spread."),
     seed: int = typer.Option(0, help="Build seed: every drawing's seed derives from it."),
@@ -126,7 +127,7 @@ def build_command(
                      err_console) as stop:
         try:
             settings = Settings.from_env(model=model, base_url=base_url, max_iters=max_iters, patience=patience,
-                                         temperature=temperature, size=size, language=language, seed=seed)
+                                         candidates=candidates, temperature=temperature, size=size, language=language, seed=seed)
             view = BatchView(f"drawloop dataset build · {out} · {settings.model} · {concurrency} at a time")
             log = (lambda _: None) if as_json else (lambda text: console.print(f"[dim]{text}[/]"))
             kwargs = dict(concurrency=concurrency, tries=tries, seed=seed, spread=spread, dedup=dedup,

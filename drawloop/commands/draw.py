@@ -17,9 +17,11 @@ from typing import Optional
 import typer
 
 from drawloop.commands.interrupt import StopOnCtrlC
+from drawloop.config import Settings
 from drawloop.commands import console, err_console
 
 DEMO_CONCEPTS = ("a red circle", "a bicycle", "a row of bicycles")
+DEFAULT_CANDIDATES = Settings.candidates
 
 
 
@@ -82,8 +84,11 @@ def register(app: typer.Typer) -> None:
         critic_model: Optional[str] = typer.Option(None, help="A vision-language model that scores the PNG, "
                                                    "e.g. openai:gpt-4o-mini (adds the 'vlm' scorer, weight 2)."),
         critic_base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server for --critic-model."),
-        max_iters: int = typer.Option(5, help="Hard cap on attempts."),
-        patience: int = typer.Option(2, help="Stop after this many attempts without improvement."),
+        max_iters: int = typer.Option(5, help="Hard cap on rounds."),
+        patience: int = typer.Option(2, help="Stop after this many rounds in which the judge kept the best."),
+        candidates: int = typer.Option(DEFAULT_CANDIDATES, "--candidates", "-N",
+                                       help="Drafts per round; the judge compares the round's best with the best "
+                                            "so far."),
         min_delta: float = typer.Option(0.01, help="Smallest score gain that counts as improvement."),
         target: Optional[float] = typer.Option(None, help="Stop once the best score reaches this."),
         language: str = typer.Option("svg", help="Drawing language: svg or python."),
@@ -109,6 +114,7 @@ def register(app: typer.Typer) -> None:
             settings = _settings(model=model, base_url=base_url, critic_model=critic_model,
                                  critic_base_url=critic_base_url, max_iters=max_iters,
                                  patience=patience, min_delta=min_delta, target=target, language=language,
+                                 candidates=candidates,
                                  feedback=feedback, weights=weights, recognizer=recognizer, critic=critic,
                                  temperature=temperature, seed=seed, size=size, runs_dir=str(out))
             if resume is not None:
@@ -128,18 +134,21 @@ def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo_command(
         model: Optional[str] = typer.Option(None, help="Default: the embedded local model (offline)."),
-        max_iters: int = typer.Option(4),
+        max_iters: int = typer.Option(4, help="Rounds per concept at most."),
         patience: int = typer.Option(2),
+        candidates: int = typer.Option(DEFAULT_CANDIDATES, "--candidates", "-N", help="Drafts per round."),
         out: Path = typer.Option(Path("runs"), "--out"),
     ) -> None:
         """Draw three concepts of increasing difficulty offline, with the live trace."""
         from drawloop.llm import open_model
 
         try:
-            settings = _settings(model=model, max_iters=max_iters, patience=patience, runs_dir=str(out), seed=0)
+            settings = _settings(model=model, max_iters=max_iters, patience=patience, candidates=candidates,
+                                 runs_dir=str(out), seed=0)
             with open_model(settings) as models:
                 console.print(f"[bold]drawloop demo[/] · model {models.label} · "
-                              f"{len(DEMO_CONCEPTS)} concepts, up to {max_iters} iterations each")
+                              f"{len(DEMO_CONCEPTS)} concepts, up to {max_iters} rounds of {candidates} "
+                              "candidate(s) each")
                 results = [_draw_one(concept, settings, models, as_json=False) for concept in DEMO_CONCEPTS]
         except _known_errors() as exc:
             err_console.print(f"[red]error:[/] {exc}")

@@ -240,6 +240,7 @@ class GraphCache:
                 self._graphs[key] = build_refine_graph(
                     self._drawer(key), **self.shared, stop_rule=rule, store=self.store, size=s.size,
                     language=s.language, n_distractors=s.n_distractors, review_nodes=self.review_nodes,
+                    candidates=s.candidates,
                     checkpointer=self.checkpointer)
             return self._graphs[key]
 

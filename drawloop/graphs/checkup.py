@@ -337,7 +337,8 @@ class Checkup:
         rule = StopRule(max_iters=self.plan.iters, patience=self.plan.iters + 1, target=None)
         return build_refine_graph(drawer, a["renderer"], a["recognizer"], a["critic"], stop_rule=rule,
                                   store=self.store, size=self.settings.size, language=self.settings.language,
-                                  n_distractors=self.settings.n_distractors, checkpointer=saver)
+                                  n_distractors=self.settings.n_distractors, candidates=self.settings.candidates,
+                                  checkpointer=saver)
 
     def _save_record(self) -> None:
         self._session["seconds"] = round(time.perf_counter() - self._start, 2)
@@ -386,10 +387,9 @@ class Checkup:
                                       {**base, "attempts": []})
         states = {"critic": critic}
         if self.plan.iters >= 2:
-            first = (critic.get("attempts") or [])[:1]
             # a redone critic thread has a new first draft, so its plain twin must start again from it
             states["plain"], _ = self._thread(graphs["plain"], ThreadSpec("plain", concept, level, sample),
-                                              {**base, "attempts": first}, redo=redone)
+                                              {**base, **first_round(critic)}, redo=redone)
         return states
 
     def _pool(self, jobs: list[Callable[[], Any]]) -> list[Any]:
@@ -592,3 +592,12 @@ def loops_still_running(timeout: float) -> bool:
 def run_checkup(out: str | Path, plan: CheckupPlan, settings, models=None, **kwargs: Any) -> dict:
     """Run (or resume) a check-up into `out` and return its results (also written to out/results.json)."""
     return Checkup(out, plan, settings, models, **kwargs).run()
+
+
+def first_round(state: dict) -> dict:
+    """The state after a thread's first round, to start a twin thread from the same first drafts."""
+    rounds = (state.get("rounds") or [])[:1]
+    if not rounds:
+        return {"attempts": []}
+    attempts = [a for a in state.get("attempts") or [] if a.get("round", 0) == 0]
+    return {"attempts": attempts, "rounds": rounds, "best": rounds[0]["best"]}

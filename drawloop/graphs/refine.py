@@ -1,21 +1,26 @@
-"""The self-refinement loop as a LangGraph StateGraph.
+"""The self-refinement loop as a LangGraph StateGraph: rounds of N candidates, judged pairwise.
 
-    START -> prepare -> draw -> render -(ok)-> recognize -> critique -> [review nodes] -> decide
-                          |        \\-(error)-----------------^                             |
-                          \\-(no code)--------------------------^      continue: back to draw
-                                                                        stop: END
+    START -> prepare -> schedule -> draw xN (Send) -> schedule -> render xN -> schedule -> recognize xN
+             -> schedule -> critique xN -> schedule -> [review nodes] -> judge -> decide -+-> schedule
+                                                                                         +-> END
 
     graph = build_refine_graph(drawer=Drawer(llm), renderer=RendererAgent(), recognizer=CodeRecognizer(llm),
-                               critic=Critic([...]), stop_rule=StopRule(max_iters=6), store=run.store,
-                               checkpointer=saver)
+                               critic=Critic([...]), judge=ScoreJudge(), candidates=3,
+                               stop_rule=StopRule(max_iters=6), store=run.store, checkpointer=saver)
     graph.invoke({"concept": "a glowing light bulb"}, {"configurable": {"thread_id": "bulb-1"}})
 
-Each node builds the in-progress attempt in `state["current"]`; `decide` appends it to
-`attempts`, picks the best and applies the stop rule. With a checkpointer, a killed run resumes
-at the next node: no finished attempt is lost or repeated. Agents that raise are recorded as
-failed attempts, never crash the loop. Every node emits start/end trace events on LangGraph's
-custom stream. `review_nodes` insert extra steps (e.g. a reviewer that can veto) between critique
-and decide without copying the graph.
+A round drafts `candidates` drawings side by side. `schedule` is the barrier between steps: it
+sends every unfinished candidate of the round to its next step (a failed draft or render goes
+straight to critique, which records the failure). Once all are critiqued, the review nodes may
+amend them, the judge compares the round's top-scoring candidate with the best so far (pairwise:
+"is B better than A, and why?") and only a "B" verdict replaces it, so the best never regresses;
+`decide` applies the stop rule, counted in rounds. Revisions build on the best so far.
+
+Each candidate's step is its own LangGraph task, so with a checkpointer a killed run resumes at
+the step it was in: no finished candidate step is lost or repeated. Agents that raise are
+recorded as failures, never crash the loop. Every step emits start/end trace events on
+LangGraph's custom stream, labelled with the attempt index (`iteration`), round and candidate.
+With candidates=1 this is the study's single self-correcting chain.
 """
 
 from __future__ import annotations
@@ -27,14 +32,16 @@ from typing import Any, Callable
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
+from langgraph.types import Send
 
 from drawloop.agents.recognizer import make_choices
 from drawloop.graphs.stopping import StopRule
 from drawloop.runs import CODE_SUFFIX, ArtifactStore
-from drawloop.state import Attempt, DrawState, Drawing, attempt_score
+from drawloop.state import Attempt, DrawState, Drawing, RoundOutcome, attempt_score
 from drawloop.trace.events import TraceEvent, emit
 
 ReviewNode = Callable[[DrawState], dict]
+STEPS = ("draw", "render", "recognize", "critique")
 
 
 def _configurable(config: dict | None) -> dict:
@@ -51,29 +58,53 @@ def default_distractors(concept: str, n: int, seed: int | None) -> list[str]:
     return distractors_for(concept, n=n, seed=seed or 0)
 
 
+def next_step(candidate: Attempt | None) -> str | None:
+    """The step a candidate needs next; None once it is critiqued."""
+    if candidate is None:
+        return "draw"
+    if candidate.get("critique") is not None:
+        return None
+    if candidate.get("draw_error") or candidate.get("render_error"):
+        return "critique"
+    if not candidate.get("image"):
+        return "render"
+    return "recognize" if candidate.get("recognition") is None else "critique"
+
+
 class RefineNodes:
     """The node functions, bound to one set of agents and one artifact store."""
 
-    def __init__(self, drawer, renderer, recognizer, critic, stop_rule: StopRule, store: ArtifactStore,
-                 size: int, language: str, n_distractors: int, distractors: Callable = default_distractors):
-        self.drawer, self.renderer, self.recognizer, self.critic = drawer, renderer, recognizer, critic
-        self.stop_rule, self.store, self.size = stop_rule, store, size
+    def __init__(self, drawer, renderer, recognizer, critic, judge, stop_rule: StopRule, store: ArtifactStore,
+                 size: int, language: str, n_distractors: int, candidates: int = 1,
+                 distractors: Callable = default_distractors, after_critique: str = "judge"):
+        self.drawer, self.renderer, self.recognizer, self.critic, self.judge = drawer, renderer, recognizer, critic, judge
+        self.stop_rule, self.store, self.size, self.candidates = stop_rule, store, size, candidates
         self.language, self.n_distractors, self.distractors = language, n_distractors, distractors
+        self.after_critique = after_critique
 
     # -- helpers ---------------------------------------------------------------------------
-    def _event(self, node: str, phase: str, state: DrawState, config: dict | None, **fields: Any) -> None:
+    def _event(self, node: str, phase: str, candidate: Attempt, config: dict | None, **fields: Any) -> None:
         conf = _configurable(config)
-        iteration = len(state.get("attempts") or [])
-        emit(TraceEvent(node=node, phase=phase, iteration=iteration, run=str(conf.get("run_id", "")),
+        emit(TraceEvent(node=node, phase=phase, iteration=candidate["iteration"], round=candidate.get("round"),
+                        candidate=candidate.get("candidate"), run=str(conf.get("run_id", "")),
                         thread=str(conf.get("thread_id", "")), **fields))
 
-    def drawing(self, state: DrawState) -> Drawing:
-        current = state["current"]
-        png = self.store.read(current["image"]) if current.get("image") else None
-        return Drawing(concept=state["concept"], code=current.get("code", ""), language=current["language"],
-                       png=png, render_error=current.get("render_error"), draw_error=current.get("draw_error"),
-                       choices=list(state.get("choices") or []), recognition=current.get("recognition"),
-                       iteration=current["iteration"])
+    def drawing(self, task: dict, attempt: Attempt) -> Drawing:
+        png = self.store.read(attempt["image"]) if attempt.get("image") else None
+        return Drawing(concept=task["concept"], code=attempt.get("code", ""), language=attempt["language"],
+                       png=png, render_error=attempt.get("render_error"), draw_error=attempt.get("draw_error"),
+                       choices=list(task.get("choices") or []), recognition=attempt.get("recognition"),
+                       iteration=attempt["iteration"], critique=attempt.get("critique"))
+
+    def _timed(self, step: str, task: dict, work: Callable[[dict], dict], config) -> dict:
+        """Run one step of one candidate: its trace events, its wall time, its slot in the round."""
+        candidate = dict(task["candidate"])
+        self._event(step, "start", candidate, config)
+        start = time.perf_counter()
+        fields = work(candidate)
+        candidate["seconds"] = {**candidate.get("seconds", {}), step: round(time.perf_counter() - start, 3)}
+        self._event(step, "end", candidate, config, seconds=candidate["seconds"][step], **fields)
+        return {"candidates": [candidate]}
 
     # -- nodes -----------------------------------------------------------------------------
     def prepare(self, state: DrawState, config: RunnableConfig = None) -> dict:
@@ -86,141 +117,179 @@ class RefineNodes:
             update["choices"] = make_choices(concept, self.distractors(concept, self.n_distractors, seed), seed)
         return update
 
-    def draw(self, state: DrawState, config: RunnableConfig = None) -> dict:
-        self._event("draw", "start", state, config)
-        start = time.perf_counter()
+    def schedule(self, state: DrawState) -> dict:
+        return {}  # a barrier: `dispatch` below sends the round's candidates on
+
+    def dispatch(self, state: DrawState) -> list[Send] | str:
         attempts = list(state.get("attempts") or [])
-        language = state.get("language") or self.language
+        slots = {c["candidate"]: c for c in state.get("candidates") or []}
+        round_ = len(state.get("rounds") or [])
+        task = {"concept": state["concept"], "language": state.get("language") or self.language,
+                "choices": list(state.get("choices") or [])}
+        sends = []
+        for index in range(self.candidates):
+            candidate = slots.get(index)
+            step = next_step(candidate)
+            if step is None:
+                continue
+            if candidate is None:
+                candidate = Attempt(iteration=len(attempts) + index, round=round_, candidate=index,
+                                    language=task["language"])
+                sends.append(Send("draw", {**task, "candidate": candidate,
+                                           "history": _best_last(attempts, state.get("best"))}))
+            else:
+                sends.append(Send(step, {**task, "candidate": candidate}))
+        return sends or self.after_critique
+
+    def draw(self, task: dict, config: RunnableConfig = None) -> dict:
         seed = _configurable(config).get("seed")
-        try:
-            draft = self.drawer.draw(state["concept"], language, attempts,
-                                     seed=None if seed is None else seed + len(attempts))
-            code, raw, error, usage = draft.code, draft.raw, draft.error, dict(draft.usage)
-        except Exception as exc:  # a custom drawer that raises costs one attempt, not the run
-            code, raw, error, usage = "", "", _describe(exc), {}
-        current = Attempt(iteration=len(attempts), code=code, language=language, raw=raw[:8000],
-                          code_path=self.store.put(code, CODE_SUFFIX.get(language, ".txt")) if code else None,
-                          image=None, render_error=None, draw_error=error, recognition=None, critique=None,
-                          usage=usage, seconds={"draw": round(time.perf_counter() - start, 3)})
-        self._event("draw", "end", state, config, seconds=current["seconds"]["draw"], error=error,
-                    tokens_in=usage.get("tokens_in"), tokens_out=usage.get("tokens_out"),
-                    artifact=current["code_path"])
-        return {"current": current}
 
-    def render(self, state: DrawState, config: RunnableConfig = None) -> dict:
-        self._event("render", "start", state, config)
-        start = time.perf_counter()
-        current = dict(state["current"])
-        try:
-            result = self.renderer.render(current["code"], language=current["language"], size=self.size)
-            current["render_error"] = None if result.ok else (result.error or "render failed")
-            current["image"] = self.store.put(result.png, ".png") if result.ok else None
-        except Exception as exc:
-            current["render_error"], current["image"] = _describe(exc), None
-        current["seconds"] = {**current["seconds"], "render": round(time.perf_counter() - start, 3)}
-        self._event("render", "end", state, config, seconds=current["seconds"]["render"],
-                    error=current["render_error"], artifact=current["image"])
-        return {"current": current}
+        def work(candidate: Attempt) -> dict:
+            try:
+                draft = self.drawer.draw(task["concept"], task["language"], task["history"],
+                                         seed=None if seed is None else seed + candidate["iteration"])
+                code, raw, error, usage = draft.code, draft.raw, draft.error, dict(draft.usage)
+            except Exception as exc:  # a custom drawer that raises costs one candidate, not the run
+                code, raw, error, usage = "", "", _describe(exc), {}
+            code_path = self.store.put(code, CODE_SUFFIX.get(task["language"], ".txt")) if code else None
+            candidate.update(code=code, raw=raw[:8000], code_path=code_path, image=None, render_error=None,
+                             draw_error=error, recognition=None, critique=None, usage=usage)
+            return dict(error=error, tokens_in=usage.get("tokens_in"), tokens_out=usage.get("tokens_out"),
+                        artifact=code_path)
 
-    def recognize(self, state: DrawState, config: RunnableConfig = None) -> dict:
-        self._event("recognize", "start", state, config)
-        start = time.perf_counter()
-        current = dict(state["current"])
-        try:
-            recognition = self.recognizer.recognize(self.drawing(state))
-        except Exception as exc:
-            recognition = {"label": None, "correct": False, "choices": list(state.get("choices") or []),
-                           "source": "error", "error": _describe(exc)}
-        current["recognition"] = recognition
-        current["seconds"] = {**current["seconds"], "recognize": round(time.perf_counter() - start, 3)}
-        usage = recognition.get("usage") or {}
-        self._event("recognize", "end", state, config, seconds=current["seconds"]["recognize"],
-                    recognition={k: recognition.get(k) for k in ("label", "correct", "confidence", "source")},
-                    error=recognition.get("error"), tokens_in=usage.get("tokens_in"),
-                    tokens_out=usage.get("tokens_out"))
-        return {"current": current}
+        return self._timed("draw", task, work, config)
 
-    def critique(self, state: DrawState, config: RunnableConfig = None) -> dict:
-        self._event("critique", "start", state, config)
-        start = time.perf_counter()
-        current = dict(state["current"])
-        try:
-            critique = self.critic.critique(self.drawing(state))
-        except Exception as exc:
-            critique = {"score": 0.0, "scores": {}, "feedback": f"critic failed: {_describe(exc)}"}
-        current["critique"] = critique
-        current["seconds"] = {**current["seconds"], "critique": round(time.perf_counter() - start, 3)}
-        usage = critique.get("usage") or {}
-        self._event("critique", "end", state, config, seconds=current["seconds"]["critique"],
-                    score=critique.get("score"), scores=critique.get("scores"), message=critique.get("feedback"),
-                    tokens_in=usage.get("tokens_in"), tokens_out=usage.get("tokens_out"))
-        return {"current": current}
+    def render(self, task: dict, config: RunnableConfig = None) -> dict:
+        def work(candidate: Attempt) -> dict:
+            try:
+                result = self.renderer.render(candidate["code"], language=candidate["language"], size=self.size)
+                candidate["render_error"] = None if result.ok else (result.error or "render failed")
+                candidate["image"] = self.store.put(result.png, ".png") if result.ok else None
+            except Exception as exc:
+                candidate["render_error"], candidate["image"] = _describe(exc), None
+            return dict(error=candidate["render_error"], artifact=candidate["image"])
+
+        return self._timed("render", task, work, config)
+
+    def recognize(self, task: dict, config: RunnableConfig = None) -> dict:
+        def work(candidate: Attempt) -> dict:
+            try:
+                recognition = self.recognizer.recognize(self.drawing(task, candidate))
+            except Exception as exc:
+                recognition = {"label": None, "correct": False, "choices": list(task.get("choices") or []),
+                               "source": "error", "error": _describe(exc)}
+            candidate["recognition"] = recognition
+            usage = recognition.get("usage") or {}
+            return dict(recognition={k: recognition.get(k) for k in ("label", "correct", "confidence", "source")},
+                        error=recognition.get("error"), tokens_in=usage.get("tokens_in"),
+                        tokens_out=usage.get("tokens_out"))
+
+        return self._timed("recognize", task, work, config)
+
+    def critique(self, task: dict, config: RunnableConfig = None) -> dict:
+        def work(candidate: Attempt) -> dict:
+            try:
+                critique = self.critic.critique(self.drawing(task, candidate))
+            except Exception as exc:
+                critique = {"score": 0.0, "scores": {}, "feedback": f"critic failed: {_describe(exc)}"}
+            candidate["critique"] = critique
+            usage = critique.get("usage") or {}
+            return dict(score=critique.get("score"), scores=critique.get("scores"), message=critique.get("feedback"),
+                        tokens_in=usage.get("tokens_in"), tokens_out=usage.get("tokens_out"))
+
+        return self._timed("critique", task, work, config)
+
+    def judge_round(self, state: DrawState, config: RunnableConfig = None) -> dict:
+        """Close the round: its top candidate against the best so far; only a better one replaces it."""
+        attempts = list(state.get("attempts") or [])
+        round_ = sorted(state.get("candidates") or [], key=lambda c: c["candidate"])
+        scores = [attempt_score(c) for c in round_]
+        top = max(range(len(round_)), key=lambda i: (scores[i], -i))  # ties keep the earliest
+        winner, best = len(attempts) + top, state.get("best")
+        task = {"concept": state["concept"], "choices": state.get("choices")}
+        if best is None:
+            replaced, reason = True, "the first round's best"
+        else:
+            verdict = self.judge.compare(self.drawing(task, attempts[best]), self.drawing(task, round_[top]))
+            replaced, reason = verdict.better == "b", verdict.reason
+        new_best = winner if replaced else best
+        everything = attempts + round_
+        outcome = RoundOutcome(round=len(state.get("rounds") or []), winner=winner, replaced=replaced,
+                               best=new_best, best_score=attempt_score(everything[new_best]), reason=reason,
+                               failed=all(c.get("draw_error") for c in round_))
+        conf = _configurable(config)
+        emit(TraceEvent(node="judge", phase="end", iteration=winner, round=outcome["round"], candidate=top,
+                        run=str(conf.get("run_id", "")), thread=str(conf.get("thread_id", "")),
+                        score=scores[top], message=("kept: " if replaced else "rejected: ") + reason,
+                        artifact=round_[top].get("image")))
+        return {"attempts": round_, "candidates": [], "rounds": [outcome], "best": new_best}
 
     def decide(self, state: DrawState, config: RunnableConfig = None) -> dict:
-        current = state["current"]
-        attempts = list(state.get("attempts") or []) + [current]
-        scores = [attempt_score(a) for a in attempts]
-        failures = [bool(a.get("draw_error")) for a in attempts]
-        best, reason = self.stop_rule.evaluate(scores, failures)
-        emit(TraceEvent(node="decide", phase="end", iteration=current["iteration"],
-                        run=str(_configurable(config).get("run_id", "")),
-                        thread=str(_configurable(config).get("thread_id", "")),
-                        score=scores[-1], message=reason or "continue",
+        rounds = list(state.get("rounds") or [])
+        reason = self.stop_rule.evaluate_rounds(rounds)
+        best = state.get("best")
+        attempts = state.get("attempts") or []
+        conf = _configurable(config)
+        emit(TraceEvent(node="decide", phase="end", iteration=len(attempts) - 1, round=len(rounds) - 1,
+                        run=str(conf.get("run_id", "")), thread=str(conf.get("thread_id", "")),
+                        score=rounds[-1]["best_score"], message=reason or "continue",
                         artifact=attempts[best].get("image") if best is not None else None))
-        return {"attempts": [current], "current": None, "best": best, "stop_reason": reason}
-
-    # -- routing ---------------------------------------------------------------------------
-    @staticmethod
-    def after_draw(state: DrawState) -> str:
-        return "critique" if state["current"].get("draw_error") else "render"
-
-    @staticmethod
-    def after_render(state: DrawState) -> str:
-        return "critique" if state["current"].get("render_error") else "recognize"
+        return {"stop_reason": reason}
 
     @staticmethod
     def after_decide(state: DrawState) -> str:
-        return END if state.get("stop_reason") else "draw"
+        return END if state.get("stop_reason") else "schedule"
 
 
-def build_refine_graph(drawer=None, renderer=None, recognizer=None, critic=None, *, stop_rule: StopRule | None = None,
+def _best_last(attempts: list[Attempt], best: int | None) -> list[Attempt]:
+    """The history the drawer revises: every attempt, with the best so far last (it revises that one)."""
+    if best is None or not 0 <= best < len(attempts):
+        return attempts
+    return attempts[:best] + attempts[best + 1:] + [attempts[best]]
+
+
+def build_refine_graph(drawer=None, renderer=None, recognizer=None, critic=None, *, judge=None,
+                       candidates: int | None = None, stop_rule: StopRule | None = None,
                        store: ArtifactStore | None = None, size: int = 256, language: str = "svg",
                        n_distractors: int = 4, distractors: Callable = default_distractors,
                        review_nodes: list[tuple[str, ReviewNode]] | None = None, checkpointer=None,
                        context: Any = None):
     """Compile the loop. Agents are instances or registered names (see agents/registry.py);
-    names need `context` (an AgentContext with settings and models) to be built."""
+    names need `context` (an AgentContext with settings and models) to be built. Review nodes see
+    the round's critiqued `candidates` and may return amended ones before the judge."""
     from drawloop.agents.registry import resolve
 
     settings = getattr(context, "settings", None)
+    stop_rule = stop_rule or StopRule()
+    candidates = candidates or getattr(settings, "candidates", None) or 1
+    if candidates < 1:
+        raise ValueError("candidates must be at least 1")
     drawer = resolve("drawer", drawer or "llm", context)
     renderer = resolve("renderer", renderer or "default", context)
     recognizer = resolve("recognizer", recognizer or getattr(settings, "recognizer", None) or "code", context)
     critic = resolve("critic", critic or getattr(settings, "critic", None) or "default", context)
-    stop_rule = stop_rule or StopRule()
+    judge = resolve("judge", judge or getattr(settings, "judge", None) or "default", context)
     store = store or ArtifactStore(Path(tempfile.mkdtemp(prefix="drawloop-artifacts-")))
-    nodes = RefineNodes(drawer, renderer, recognizer, critic, stop_rule, store, size, language, n_distractors,
-                        distractors)
+    reviews = list(review_nodes or [])
+    nodes = RefineNodes(drawer, renderer, recognizer, critic, judge, stop_rule, store, size, language, n_distractors,
+                        candidates, distractors, after_critique=reviews[0][0] if reviews else "judge")
 
     graph = StateGraph(DrawState)
     graph.add_node("prepare", nodes.prepare)
-    graph.add_node("draw", nodes.draw)
-    graph.add_node("render", nodes.render)
-    graph.add_node("recognize", nodes.recognize)
-    graph.add_node("critique", nodes.critique)
+    graph.add_node("schedule", nodes.schedule)
+    for step in STEPS:
+        graph.add_node(step, getattr(nodes, step))
+        graph.add_edge(step, "schedule")
+    graph.add_node("judge", nodes.judge_round)
     graph.add_node("decide", nodes.decide)
     graph.add_edge(START, "prepare")
-    graph.add_edge("prepare", "draw")
-    graph.add_conditional_edges("draw", nodes.after_draw, ["render", "critique"])
-    graph.add_conditional_edges("render", nodes.after_render, ["recognize", "critique"])
-    graph.add_edge("recognize", "critique")
-    previous = "critique"
-    for name, fn in review_nodes or []:
+    graph.add_edge("prepare", "schedule")
+    graph.add_conditional_edges("schedule", nodes.dispatch, [*STEPS, nodes.after_critique])
+    for (name, fn), following in zip(reviews, [name for name, _ in reviews[1:]] + ["judge"]):
         graph.add_node(name, fn)
-        graph.add_edge(previous, name)
-        previous = name
-    graph.add_edge(previous, "decide")
-    graph.add_conditional_edges("decide", nodes.after_decide, ["draw", END])
-    # ~6 steps per iteration; LangGraph's default limit of 25 would cut long runs short.
+        graph.add_edge(name, following)
+    graph.add_edge("judge", "decide")
+    graph.add_conditional_edges("decide", nodes.after_decide, ["schedule", END])
+    # ~11 supersteps a round (a barrier between steps); LangGraph's default limit of 25 is too short.
     compiled = graph.compile(checkpointer=checkpointer)
-    return compiled.with_config(recursion_limit=stop_rule.max_iters * (8 + len(review_nodes or [])) + 10)
+    return compiled.with_config(recursion_limit=stop_rule.max_iters * (12 + len(reviews)) + 10)

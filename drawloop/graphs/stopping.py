@@ -9,6 +9,15 @@
 - `target`: stop as soon as the best score reaches it. `max_iters`: hard cap on attempts.
 - `max_failures`: stop when the model failed to produce code that many times in a row (an
   unreachable or broken model should not burn the whole budget).
+
+The loop counts in rounds of N candidates, where a pairwise judge (not the score alone) says
+whether a round's best replaces the best so far:
+
+    reason = rule.evaluate_rounds(outcomes)     # outcomes: state["rounds"] (RoundOutcome dicts)
+
+There `patience` counts rounds since the judge last replaced the best (the score judge asks for
+a gain of at least `min_delta`, so with N = 1 this is the rule above), `target` looks at the
+best's score and `max_iters` caps rounds.
 """
 
 from __future__ import annotations
@@ -57,3 +66,18 @@ class StopRule:
             if gain > 0 and gain >= self.min_delta - 1e-12:
                 running_best, last_improvement = scores[i], i
         return len(scores) - 1 - last_improvement
+
+    def evaluate_rounds(self, rounds: list[dict]) -> str | None:
+        """Why to stop after these rounds (RoundOutcome dicts, oldest first), or None to go on."""
+        if not rounds:
+            return None
+        if self.target is not None and rounds[-1]["best_score"] >= self.target:
+            return "target"
+        if len(rounds) >= self.max_iters:
+            return "max_iters"
+        if len(rounds) >= self.max_failures and all(r.get("failed") for r in rounds[-self.max_failures:]):
+            return "model_failing"
+        last_replaced = max(i for i, r in enumerate(rounds) if r.get("replaced") or i == 0)
+        if len(rounds) - 1 - last_replaced >= self.patience:
+            return "patience"
+        return None

@@ -29,6 +29,8 @@ from typing import Any, Callable, Iterator
 
 from langchain_core.runnables import RunnableConfig
 
+from drawloop.state import merge_candidates
+
 SCHEMA_VERSION = 1
 
 
@@ -36,7 +38,7 @@ SCHEMA_VERSION = 1
 class TraceEvent:
     node: str
     phase: str                       # "start" | "end" | "info"
-    iteration: int = 0
+    iteration: int = 0               # the attempt's index in the thread (unique across rounds)
     run: str = ""
     thread: str = ""
     ts: float = field(default_factory=time.time)
@@ -50,6 +52,8 @@ class TraceEvent:
     error: str | None = None
     artifact: str | None = None
     message: str | None = None       # feedback text, stop reason, or a note
+    round: int | None = None         # the round of candidates (None in traces before rounds)
+    candidate: int | None = None     # the candidate's slot in its round
     v: int = SCHEMA_VERSION
 
     def to_json(self) -> str:
@@ -145,7 +149,9 @@ def node_event(node: str, phase: str, state: dict, config: dict | None, **fields
 
 
 def _critique_of(state: dict) -> dict:
-    return ((state.get("current") or {}).get("critique")) or {}
+    """The critique a review node is most likely to amend: the round's top-scoring candidate's."""
+    critiques = [c.get("critique") or {} for c in state.get("candidates") or []]
+    return max(critiques, key=lambda c: c.get("score") or 0.0, default={})
 
 
 def traced(name: str) -> Callable[[Callable], Callable]:
@@ -168,7 +174,10 @@ def traced(name: str) -> Callable[[Callable], Callable]:
                 emit(node_event(name, "end", state, config, seconds=round(time.perf_counter() - start, 3),
                                 error=f"{type(exc).__name__}: {exc}"[:400]))
                 raise
-            before, after = _critique_of(state), _critique_of({**state, **(update or {})})
+            amended = (update or {}).get("candidates")
+            after_state = {**state, "candidates": merge_candidates(state.get("candidates"), amended)} if amended \
+                else state
+            before, after = _critique_of(state), _critique_of(after_state)
             changed = after.get("feedback") != before.get("feedback")
             emit(node_event(name, "end", state, config, seconds=round(time.perf_counter() - start, 3),
                             score=after.get("score"), message=after.get("feedback") if changed else None))
