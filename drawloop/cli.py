@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "drawloop.commands.checkup",
     "drawloop.commands.trace",
     "drawloop.commands.runs",
+    "drawloop.commands.critique",
 )
 
 

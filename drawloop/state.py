@@ -47,6 +47,7 @@ class Critique(TypedDict, total=False):
     score: float               # combined, in [0, 1]
     scores: dict[str, float]   # per scorer, in [0, 1]
     feedback: str              # concrete, actionable text for the drawer
+    notes: list[str]           # for people, not the drawer: scorers that abstained or were down-weighted
     usage: Usage
 
 

@@ -27,14 +27,47 @@ def test_content_stats_measure_coverage_and_colours():
 @pytest.mark.parametrize("body, expected_score, phrase", [
     ("", 0.0, "blank"),
     ('<rect width="100" height="100" fill="#3a6"/>', 0.0, "one flat colour"),
-    ('<circle cx="50" cy="50" r="4" fill="red"/><circle cx="52" cy="50" r="2" fill="blue"/>', 0.5, "tiny"),
+    ('<circle cx="50" cy="50" r="4" fill="red"/><circle cx="52" cy="50" r="2" fill="blue"/>', 0.05, "nearly empty"),
+    ('<circle cx="50" cy="50" r="14" fill="red"/><circle cx="52" cy="50" r="6" fill="blue"/>', 0.5, "tiny"),
     ('<rect x="-20" y="-20" width="140" height="60" fill="navy"/><circle cx="50" cy="70" r="12" fill="gold"/>',
      0.75, "off the canvas"),
     ('<circle cx="50" cy="50" r="30" fill="red"/>', 0.75, "one colour"),
 ])
 def test_sanity_scorer_flags(body, expected_score, phrase):
+    """Scores of the sanity scorer alone: nearly empty canvases get 0.05 (and cap the critic)."""
     result = RenderSanityScorer().score(drawing(svg(body)))
     assert result.score == pytest.approx(expected_score) and phrase in result.feedback
+
+
+NEAR_EMPTY = {
+    # the demo's "a bicycle": a thin green sliver down the left edge of a white canvas
+    "sliver": '<rect width="100" height="100" fill="white"/><rect x="0" y="10" width="3" height="80" fill="green"/>',
+    "speck": '<rect width="100" height="100" fill="white"/><circle cx="90" cy="90" r="3" fill="black"/>',
+    "stray": '<rect width="100" height="100" fill="white"/><line x1="10" y1="10" x2="90" y2="90" '
+             'stroke="#888" stroke-width="0.4"/>',
+    "top strip": '<rect width="100" height="100" fill="white"/><rect x="5" y="0" width="90" height="8" fill="blue"/>',
+}
+CONTENT = {
+    "line bicycle": '<g fill="none" stroke="black" stroke-width="2"><circle cx="28" cy="65" r="16"/>'
+                    '<circle cx="72" cy="65" r="16"/><path d="M28 65 L45 40 L65 40 L72 65 M45 40 L50 65 L28 65"/></g>',
+    "red circle": '<circle cx="50" cy="50" r="30" fill="red"/>',
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEAR_EMPTY))
+def test_near_empty_canvases_score_below_any_drawing_with_content(name):
+    critic = Critic([(RenderSanityScorer(), 1.0), (AlwaysRight(), 2.0)])  # code readers fooled completely
+    empty = critic.critique(drawing(svg(NEAR_EMPTY[name])))
+    assert empty["score"] <= 0.15 and ("nearly empty" in empty["feedback"] or "blank" in empty["feedback"])
+    for body in CONTENT.values():
+        assert critic.critique(drawing(svg(body)))["score"] > 0.5
+
+
+class AlwaysRight:
+    name = "recognition"
+
+    def score(self, drawing):
+        return ScoreResult(1.0)
 
 
 # What the local model wrote for "a black and white checkerboard" three times in a row (dataset
@@ -132,3 +165,29 @@ def test_parse_weights():
     assert parse_weights("sanity=1, recognition=2.5") == {"sanity": 1.0, "recognition": 2.5}
     with pytest.raises(ValueError, match="name=number"):
         parse_weights("sanity")
+
+
+class Constant:
+    name = "llm"
+
+    def score(self, drawing):
+        return ScoreResult(0.8, "add detail")
+
+
+class Abstains:
+    name = "vlm"
+
+    def score(self, drawing):
+        return None
+
+
+def test_a_scorer_that_rates_different_pictures_alike_is_down_weighted_and_noted():
+    critic = Critic([(RenderSanityScorer(), 1.0), (Constant(), 1.0), (Abstains(), 2.0)])
+    pictures = [svg(NEAR_EMPTY["sliver"]), svg(CONTENT["red circle"]), svg(CONTENT["line bicycle"])]
+    first, second, third = (critic.critique(drawing(p, concept="a bicycle")) for p in pictures)
+    assert "no score from vlm" in first["notes"][0]                      # abstaining is visible
+    assert not any("same score" in n for n in first["notes"] + second["notes"])
+    assert any("llm gave the same score" in n for n in third["notes"])  # 0.8 for a sliver and a bicycle
+    assert third["score"] == pytest.approx((1.0 + 0.25 * 0.8) / 1.25, abs=1e-3)
+    other = critic.critique(drawing(pictures[2], concept="a red apple"))   # remembered per concept
+    assert not any("same score" in n for n in other.get("notes", []))

@@ -14,8 +14,10 @@ Weights come from the CLI as `--weights sanity=1,recognition=2,llm=1`.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
+import threading
 
 import numpy as np
 
@@ -31,9 +33,10 @@ def content_stats(png: bytes, threshold: int = 24) -> dict[str, float]:
 
     The background is the most common colour on the border. Returns coverage (fraction of
     pixels that differ from it), bbox_area (fraction of the canvas inside the content's
-    bounding box), background_light (1 when the background is near white), edge_touch (how many of the 4 sides have content along > 30% of their
-    length: a sign the drawing runs off the canvas) and colours (distinct coarse colours
-    in the content).
+    bounding box), box ([x0, y0, x1, y1] of that box, as fractions of the canvas),
+    background_light (1 when the background is near white), edge_touch (how many of the 4
+    sides have content along > 30% of their length: a sign the drawing runs off the canvas)
+    and colours (distinct coarse colours in the content).
     """
     from PIL import Image
 
@@ -48,15 +51,17 @@ def content_stats(png: bytes, threshold: int = 24) -> dict[str, float]:
     coverage = float(mask.mean())
     light = float(background.min() > 200)
     if not mask.any():
-        return {"coverage": 0.0, "bbox_area": 0.0, "edge_touch": 0.0, "colours": 0.0, "background_light": light}
+        return {"coverage": 0.0, "bbox_area": 0.0, "edge_touch": 0.0, "colours": 0.0, "background_light": light,
+                "box": [0.0, 0.0, 0.0, 0.0]}
     rows, cols = mask.any(axis=1).nonzero()[0], mask.any(axis=0).nonzero()[0]
     bbox_area = float((rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1)) / (h * w)
+    box = [round(cols[0] / w, 4), round(rows[0] / h, 4), round((cols[-1] + 1) / w, 4), round((rows[-1] + 1) / h, 4)]
     sides = [mask[0].mean(), mask[-1].mean(), mask[:, 0].mean(), mask[:, -1].mean()]
     coarse = rgb[mask] // 32
     key_counts = np.bincount(coarse[:, 0] * 64 + coarse[:, 1] * 8 + coarse[:, 2], minlength=512)
     colours_used = int((key_counts > 0.01 * mask.sum()).sum())  # ignore anti-aliasing fringes
     return {"coverage": coverage, "bbox_area": bbox_area, "edge_touch": float(sum(s > 0.3 for s in sides)),
-            "colours": float(colours_used), "background_light": light}
+            "colours": float(colours_used), "background_light": light, "box": box}
 
 
 _SVG = "{http://www.w3.org/2000/svg}"
@@ -123,8 +128,29 @@ def _paints_nothing(element) -> bool:
     return opacity in ("0", "0.0") or (fill in ("none", "transparent") and stroke in ("none", "transparent"))
 
 
+NEAR_EMPTY_CAP = 0.15   # a near-empty canvas scores at most this, whatever code-reading scorers say
+EDGE_STRIP = 0.12       # content entirely within this fraction of one side is "only at the edge"
+
+
+def near_empty(stats: dict) -> str | None:
+    """Why a canvas that is not blank still shows (almost) nothing, or None.
+
+    Measured on the local model's drawings: a "bicycle" that was a thin sliver along the left
+    edge scored 1.0 on the old blank test. Line drawings cover only 2-6% of the canvas but
+    span most of it, so coverage alone is not the test: a small box, or content that lies
+    entirely in a strip along one side, is."""
+    x0, y0, x1, y1 = stats.get("box") or (0.0, 0.0, 1.0, 1.0)
+    if stats["coverage"] < 0.01:
+        return "almost nothing is drawn: a few faint marks"
+    if stats["bbox_area"] < 0.04:
+        return "the drawing is tiny: everything fits in a small corner of the canvas"
+    if x1 <= EDGE_STRIP or x0 >= 1 - EDGE_STRIP or y1 <= EDGE_STRIP or y0 >= 1 - EDGE_STRIP:
+        return "the only content is a sliver along one edge of the canvas"
+    return None
+
+
 class RenderSanityScorer:
-    """Catches drawings that cannot be right whatever they show: blank, flat, tiny, off-canvas."""
+    """Catches drawings that cannot be right whatever they show: blank, near-empty, flat, tiny, off-canvas."""
 
     name = "sanity"
 
@@ -140,8 +166,12 @@ class RenderSanityScorer:
                 "outside the viewBox. Give each part a distinct fill colour and a dark stroke.")
             return ScoreResult(0.0, f"The canvas is {what}: nothing visible was drawn on it.{guess}",
                                {**stats, "cap": 0.05, "causes": causes})
+        emptiness = near_empty(stats)
+        if emptiness:
+            return ScoreResult(0.05, f"The canvas is nearly empty: {emptiness}. Draw the whole subject large, "
+                               "centred, filling most of the 256x256 canvas.", {**stats, "cap": NEAR_EMPTY_CAP})
         score, notes = 1.0, []
-        if stats["bbox_area"] < 0.04:
+        if stats["bbox_area"] < 0.1:
             score -= 0.5
             notes.append("The drawing is tiny; scale it up to fill most of the canvas.")
         if stats["edge_touch"] >= 2 and stats["coverage"] < 0.9:
@@ -210,27 +240,54 @@ class LLMCodeCritic:
 
 
 class Critic:
-    """Weighted mean of scorers; feedback lists what each scorer wants changed."""
+    """Weighted mean of scorers; feedback lists what each scorer wants changed.
+
+    Scorers that abstain (a failed model call, an answer without a score, a code reader shown a
+    PNG) are listed in the critique's `notes`, and the mean is taken over the others. A scorer
+    that gives the same score to clearly different pictures of one concept (the small local LLM
+    critic rated every attempt 0.80) says nothing: after FLAT_AFTER such pictures its weight is
+    cut to FLAT_WEIGHT of its own for that concept, and the notes say so.
+    """
+
+    FLAT_AFTER = 3          # distinct pictures seen before a scorer can be called flat
+    FLAT_SPREAD = 0.02      # its scores vary less than this ...
+    PICTURES_DIFFER = 0.15  # ... while the pixel scorers' scores of the same pictures vary this much
+    FLAT_WEIGHT = 0.25
 
     def __init__(self, scorers: list[tuple[Scorer, float]]):
         if not scorers:
             raise ValueError("a critic needs at least one scorer")
         self.scorers = scorers
+        self._seen: dict[str, dict[str, dict[str, float]]] = {}   # concept -> picture digest -> scores
+        self._lock = threading.Lock()
 
     def critique(self, drawing: Drawing) -> Critique:
         if not drawing.ok:
             reason = drawing.draw_error or drawing.render_error or "nothing was rendered"
             return Critique(score=0.0, scores={}, feedback=f"No picture: {reason}", usage={})
-        scores: dict[str, float] = {}
-        feedback: list[str] = []
-        usage = {"tokens_in": 0, "tokens_out": 0}
-        total = weight_sum = 0.0
-        cap = 1.0
+        results: dict[str, tuple[ScoreResult, float]] = {}
+        abstained: list[str] = []
         for scorer, weight in self.scorers:
             result = scorer.score(drawing)
             if result is None:
-                continue
-            scores[scorer.name] = round(result.score, 4)
+                abstained.append(scorer.name)
+            else:
+                results[scorer.name] = (result, weight)
+        scores = {name: round(result.score, 4) for name, (result, _) in results.items()}
+        flat = self._flat_scorers(drawing, scores)
+        notes = []
+        if abstained:
+            notes.append(f"no score from {', '.join(abstained)}; weights renormalised over "
+                         f"{', '.join(results) or 'nothing'}")
+        if flat:
+            notes.append(f"{', '.join(flat)} gave the same score to different pictures of this concept: "
+                         f"weight x{self.FLAT_WEIGHT}")
+        usage = {"tokens_in": 0, "tokens_out": 0}
+        total = weight_sum = 0.0
+        cap = 1.0
+        feedback: list[str] = []
+        for name, (result, weight) in results.items():
+            weight *= self.FLAT_WEIGHT if name in flat else 1.0
             total += weight * result.score
             weight_sum += weight
             cap = min(cap, float(result.details.get("cap", 1.0)))
@@ -239,7 +296,36 @@ class Critic:
             for key in usage:
                 usage[key] += int(result.usage.get(key, 0))
         score = min(cap, total / weight_sum) if weight_sum else 0.0
-        return Critique(score=round(score, 4), scores=scores, feedback="\n".join(feedback), usage=usage)
+        critique = Critique(score=round(score, 4), scores=scores, feedback="\n".join(feedback), usage=usage)
+        if notes:
+            critique["notes"] = notes
+        return critique
+
+    def _flat_scorers(self, drawing: Drawing, scores: dict[str, float]) -> list[str]:
+        """Scorers whose scores have not moved across this concept's distinct pictures while the
+        picture-reading ones did (remembered per critic, i.e. per run)."""
+        digest = hashlib.sha1(drawing.png).hexdigest()
+        with self._lock:
+            seen = self._seen.setdefault(drawing.concept.lower(), {})
+            seen[digest] = dict(scores)
+            if len(seen) < self.FLAT_AFTER:
+                return []
+            rows = list(seen.values())
+        pixel = [name for name in PICTURE_SCORERS if all(name in row for row in rows)]
+        if not pixel:
+            return []
+        pictures_differ = max(_spread([row[name] for row in rows]) for name in pixel) >= self.PICTURES_DIFFER
+        if not pictures_differ:
+            return []
+        return [name for name in scores if name not in PICTURE_SCORERS and all(name in row for row in rows)
+                and _spread([row[name] for row in rows]) < self.FLAT_SPREAD]
+
+
+PICTURE_SCORERS = ("sanity", "concept", "structure", "vlm", "clip")   # they read the pixels
+
+
+def _spread(values: list[float]) -> float:
+    return max(values) - min(values) if values else 0.0
 
 
 def parse_weights(text: str | None) -> dict[str, float]:

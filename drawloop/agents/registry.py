@@ -261,7 +261,8 @@ def _clip_scorer(ctx: AgentContext):
     return ClipScorer(ctx.settings.extra.get("clip_checkpoint") or os.environ.get("DRAWLOOP_CLIP_CHECKPOINT"))
 
 
-DEFAULT_WEIGHTS = {"sanity": 1.0, "recognition": 1.0, "llm": 1.0}
+SCORERS_NEEDING_A_MODEL = frozenset({"llm"})   # the drawer's own model; vlm brings its --critic-model
+DEFAULT_WEIGHTS = {"sanity": 1.0, "recognition": 1.0, "llm": 1.0, "concept": 1.0, "structure": 1.0}
 PIXEL_WEIGHTS = {"sanity": 1.0, "recognition": 1.0, "llm": 1.0, "concept": 1.0, "structure": 1.0}
 
 

@@ -195,7 +195,7 @@ class RefineNodes:
             candidate["critique"] = critique
             usage = critique.get("usage") or {}
             return dict(score=critique.get("score"), scores=critique.get("scores"), message=critique.get("feedback"),
-                        tokens_in=usage.get("tokens_in"), tokens_out=usage.get("tokens_out"))
+                        notes=critique.get("notes"), tokens_in=usage.get("tokens_in"), tokens_out=usage.get("tokens_out"))
 
         return self._timed("critique", task, work, config)
 

@@ -54,6 +54,7 @@ class TraceEvent:
     message: str | None = None       # feedback text, stop reason, or a note
     round: int | None = None         # the round of candidates (None in traces before rounds)
     candidate: int | None = None     # the candidate's slot in its round
+    notes: list[str] | None = None   # the critic's notes: scorers that abstained or were down-weighted
     v: int = SCHEMA_VERSION
 
     def to_json(self) -> str:

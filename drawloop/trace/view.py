@@ -80,6 +80,8 @@ class LiveView:
         elif event.node == "critique":
             row["score"] = event.score
             row["scores"] = " ".join(f"{k[:5]} {v:.2f}" for k, v in (event.scores or {}).items())
+            if event.notes:
+                row["note"] = "critic: " + "; ".join(event.notes)
             if event.message and "note" not in row:
                 row["note"] = event.message
         elif event.node == "decide":
