@@ -129,3 +129,73 @@ def _normalised_png(path: Path, size: int) -> bytes:
     out = io.BytesIO()
     canvas.convert("RGB").resize((size, size), Image.LANCZOS).save(out, "PNG")
     return out.getvalue()
+
+
+# -- agreement with people ---------------------------------------------------------------------
+
+def scorer_table(critic: FileCritic, pairs: list[dict], root: Path, recorded: dict | None = None) -> dict:
+    """drawing path -> {"scores": per-scorer scores, "cap": the critic's cap} for every drawing in `pairs`.
+
+    `recorded` (path -> {scorer: score}) supplies scores measured earlier, e.g. what the real LLM
+    critic said at build time, so an agreement check need not rerun a language model."""
+    table: dict[str, dict] = {}
+    for pair in pairs:
+        for side in ("a", "b"):
+            name = pair[side]
+            if name in table:
+                continue
+            drawing = critic.load(root / name, pair["concept"])
+            scores, cap = {}, 1.0
+            for scorer, _ in critic.critic.scorers:
+                result = scorer.score(drawing) if drawing.ok else None
+                if result is not None:
+                    scores[scorer.name] = result.score
+                    cap = min(cap, float(result.details.get("cap", 1.0)))
+            scores.update((recorded or {}).get(name, {}))
+            table[name] = {"scores": scores, "cap": cap if drawing.ok else 0.0}
+    return table
+
+
+def combined(entry: dict, weights: dict[str, float]) -> float:
+    """The critic's combined score from a table entry: weighted mean over the scorers present, capped."""
+    present = {k: w for k, w in weights.items() if w > 0 and k in entry["scores"]}
+    total = sum(present.values())
+    mean = sum(w * entry["scores"][k] for k, w in present.items()) / total if total else 0.0
+    return min(entry["cap"], mean)
+
+
+def agreement(pairs: list[dict], table: dict, weights: dict[str, float], margin: float = 0.01) -> float | None:
+    """Fraction of the pairs people preferred one side of ("human": "a" | "b") where the score judge
+    (B only when it beats A by `margin`) picks the same side. Ties are left out. None if no pairs."""
+    judged = [p for p in pairs if p.get("human") in ("a", "b")]
+    if not judged:
+        return None
+    hits = 0
+    for pair in judged:
+        a, b = combined(table[pair["a"]], weights), combined(table[pair["b"]], weights)
+        hits += ("b" if b >= a + margin - 1e-12 else "a") == pair["human"]
+    return hits / len(judged)
+
+
+def fit_weights(pairs: list[dict], table: dict, names: list[str],
+                grid: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 3.0)) -> tuple[dict[str, float], float]:
+    """The grid weights with the best agreement on `pairs`; among equals, the one nearest equal weights."""
+    import itertools
+
+    best, best_key = None, None
+    for values in itertools.product(grid, repeat=len(names)):
+        if not any(values):
+            continue
+        weights = dict(zip(names, values))
+        score = agreement(pairs, table, weights) or 0.0
+        key = (score, -sum(abs(v - 1.0) for v in values))
+        if best_key is None or key > best_key:
+            best, best_key = weights, key
+    return best, best_key[0]
+
+
+def split_by_concept(pairs: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Held-in and held-out halves with no concept in both (alternate concepts in sorted order)."""
+    concepts = sorted({p["concept"] for p in pairs})
+    held_in = set(concepts[0::2])
+    return [p for p in pairs if p["concept"] in held_in], [p for p in pairs if p["concept"] not in held_in]

@@ -153,7 +153,7 @@ class Run:
                 (self.dir / "best.png").write_bytes(self.store.read(attempt["image"]))
         if attempts:
             contact_sheet(attempts, self.store, best=best, title=state.get("concept", ""),
-                          path=self.dir / "contact_sheet.png")
+                          path=self.dir / "contact_sheet.png", rounds=state.get("rounds"))
         (self.dir / "result.json").write_text(json.dumps(summary, indent=2, default=str))
 
 
@@ -177,8 +177,10 @@ def _fit(text: str, font, width: int) -> str:
     return text + "…"
 
 
-def _caption(attempt: Attempt) -> list[str]:
-    line1 = f"iter {attempt.get('iteration', 0)}  score {attempt_score(attempt):.2f}"
+def _caption(attempt: Attempt, verdict: str | None = None) -> list[str]:
+    where = f"round {attempt['round']} · cand {attempt.get('candidate', 0)}" if verdict is not None \
+        else f"iter {attempt.get('iteration', 0)}"
+    line1 = f"{where}  score {attempt_score(attempt):.2f}"
     recognition = attempt.get("recognition") or {}
     if attempt.get("draw_error"):
         line2 = "no code: " + attempt["draw_error"]
@@ -189,15 +191,30 @@ def _caption(attempt: Attempt) -> list[str]:
         line2 = f"{mark} seen as: {recognition['label']}"
     else:
         line2 = "not recognized"
-    return [line1, line2]
+    return [line1, line2] + ([verdict] if verdict else [])
+
+
+def _verdicts(rounds: list[dict] | None) -> dict[int, str]:
+    """attempt index -> what the judge said of it, for the round winners."""
+    said = {}
+    for outcome in rounds or []:
+        text = "kept as best" if outcome.get("replaced") else "rejected: " + (outcome.get("reason") or "")
+        said[outcome["winner"]] = text
+    return said
 
 
 def contact_sheet(attempts: list[Attempt], store: ArtifactStore, best: int | None, title: str, path: Path,
-                  tile: int = 220, columns: int = 4) -> Path:
-    """A PNG grid of every attempt with its score and what the recognizer saw; the best is framed."""
+                  tile: int = 220, columns: int = 4, rounds: list[dict] | None = None) -> Path:
+    """A PNG grid of every attempt with its score and what the recognizer saw; the best is framed.
+    With several candidates a round, each round is a row and the judge's verdict is under its winner."""
     from PIL import Image, ImageDraw
 
-    caption_h, header_h, pad = 38, 34, 10
+    per_round = max((a.get("candidate", 0) for a in attempts), default=0) + 1
+    multi = per_round > 1
+    if multi:
+        columns = per_round
+    verdicts = _verdicts(rounds) if multi else {}
+    caption_h, header_h, pad = (53 if multi else 38), 34, 10
     rows = (len(attempts) + columns - 1) // columns
     cols = min(columns, len(attempts))
     sheet = Image.new("RGB", (pad + cols * (tile + pad), header_h + rows * (tile + caption_h + pad)), "white")
@@ -216,8 +233,10 @@ def contact_sheet(attempts: list[Attempt], store: ArtifactStore, best: int | Non
             draw.line([x + tile - 1, y, x, y + tile - 1], fill=(200, 80, 80), width=2)
         outline = (30, 150, 60) if i == best else (190, 190, 190)
         draw.rectangle([x - 1, y - 1, x + tile, y + tile], outline=outline, width=4 if i == best else 1)
-        for j, line in enumerate(_caption(attempt)):
-            draw.text((x, y + tile + 4 + j * 15), _fit(line, small, tile), fill="black", font=small)
+        verdict = verdicts.get(i, "") if multi else None
+        for j, line in enumerate(_caption(attempt, verdict)):
+            colour = (30, 120, 50) if line == "kept as best" else "black"
+            draw.text((x, y + tile + 4 + j * 15), _fit(line, small, tile), fill=colour, font=small)
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path)
     return path

@@ -50,7 +50,8 @@ def test_bad_option_values_are_clear_errors(fake_server, tmp_path):
 def test_json_run_writes_a_complete_run_directory(fake_server, tmp_path):
     FakeOpenAI.concept = "a red apple"
     result = invoke("draw", "a red apple", "--model", "openai:fake", "--base-url", fake_server, "--max-iters", "3",
-                    "--patience", "1", "--out", str(tmp_path), "--json", "--seed", "3")
+                    "--patience", "1", "--out", str(tmp_path), "--json", "--seed", "3",
+                    "--weights", "sanity=1,recognition=1,llm=1")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     run_dir = Path(summary["run_dir"])
@@ -106,7 +107,7 @@ def test_critic_model_flag_adds_a_vision_critic_that_sees_the_png(fake_server, t
     FakeOpenAI.concept = "a red apple"
     result = invoke("draw", "a red apple", "--model", "openai:fake", "--base-url", fake_server,
                     "--critic-model", "openai:fake-vlm", "--critic-base-url", fake_server, "--max-iters", "1",
-                    "--out", str(tmp_path), "--json")
+                    "--out", str(tmp_path), "--json", "--weights", "sanity=1,recognition=1,llm=1")
     assert result.exit_code == 0, result.output
     run_dir = Path(json.loads(result.output)["run_dir"])
     vision_requests = [r for r in FakeOpenAI.requests if isinstance(r["messages"][-1]["content"], list)]

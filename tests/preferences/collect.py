@@ -1,0 +1,104 @@
+"""Collect real drawings from a dataset build's trace into the preference set, and draw blind pair sheets.
+
+    python tests/preferences/collect.py data/prefs          # adds drawings + unlabelled pairs
+    python tests/preferences/collect.py --sheets /tmp/sheets   # pair sheets without any score, to judge
+
+Each drawing the build rendered (first drafts and revisions alike) is copied as SVG into
+drawings/, with the scores the *real* model gave it at build time for the code-reading scorers
+(`llm`, `recognition`) in drawings.json: those need the LLM, so the agreement test reads them
+back instead of rerunning a 1.5B model over every drawing. Pairs are every two drawings of one
+concept. A person labels pairs.jsonl ("human": "a" | "b" | "tie", "reason": ...) looking at the
+sheets, which show the two pictures and nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+HERE = Path(__file__).parent
+DRAWINGS = HERE / "drawings"
+RECORDED = ("llm", "recognition")
+
+
+def collect(dataset: Path) -> None:
+    work = dataset / "work"
+    concepts = dict(sqlite3.connect(dataset / "manifest.sqlite").execute("select id, concept from jobs"))
+    found: dict[tuple[str, int], dict] = {}
+    for line in (work / "trace.jsonl").read_text().splitlines():
+        event = json.loads(line)
+        key = (event["thread"], event.get("iteration", 0))
+        item = found.setdefault(key, {"concept": concepts.get(event["thread"])})
+        if event.get("phase") != "end":
+            continue
+        if event["node"] == "draw" and event.get("artifact"):
+            item["code"] = work / event["artifact"]
+        if event["node"] == "critique" and event.get("scores") is not None:
+            item["recorded"] = {k: v for k, v in event["scores"].items() if k in RECORDED}
+    index = json.loads((HERE / "drawings.json").read_text()) if (HERE / "drawings.json").exists() else {}
+    DRAWINGS.mkdir(exist_ok=True)
+    for (thread, iteration), item in sorted(found.items()):
+        if not item.get("code") or "recorded" not in item or not item["concept"]:
+            continue  # still being drawn, or never rendered
+        name = f"{thread}-{iteration}.svg"
+        shutil.copy(item["code"], DRAWINGS / name)
+        index[name] = {"concept": item["concept"], "thread": thread, "iteration": iteration,
+                       "recorded": item["recorded"], "model": "local:qwen2.5-coder-1.5b"}
+    (HERE / "drawings.json").write_text(json.dumps(index, indent=1, sort_keys=True) + "\n")
+    pairs_path = HERE / "pairs.jsonl"
+    pairs = [json.loads(line) for line in pairs_path.read_text().splitlines()] if pairs_path.exists() else []
+    have = {(p["a"], p["b"]) for p in pairs}
+    by_concept: dict[str, list[str]] = {}
+    for name, meta in sorted(index.items()):
+        by_concept.setdefault(meta["concept"], []).append(name)
+    for concept, names in by_concept.items():
+        for a, b in itertools.combinations(names, 2):
+            if (f"drawings/{a}", f"drawings/{b}") not in have:
+                pairs.append({"concept": concept, "a": f"drawings/{a}", "b": f"drawings/{b}"})
+    pairs_path.write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    print(f"{len(index)} drawings, {len(pairs)} pairs over {len(by_concept)} concepts")
+
+
+def sheets(out: Path, per_sheet: int = 6, tile: int = 200) -> None:
+    """Blind sheets: pair number, concept, A and B. No scores anywhere."""
+    from PIL import Image, ImageDraw
+
+    from drawloop.renderers import render
+    from drawloop.runs import label_font
+
+    pairs = [json.loads(line) for line in (HERE / "pairs.jsonl").read_text().splitlines()]
+    out.mkdir(parents=True, exist_ok=True)
+    font = label_font(16)
+    for start in range(0, len(pairs), per_sheet):
+        chunk = pairs[start:start + per_sheet]
+        sheet = Image.new("RGB", (2 * tile + 60, len(chunk) * (tile + 30)), "white")
+        draw = ImageDraw.Draw(sheet)
+        for row, pair in enumerate(chunk):
+            y = row * (tile + 30)
+            draw.text((6, y + 4), f"#{start + row}  {pair['concept']}", fill="black", font=font)
+            for col, side in enumerate(("a", "b")):
+                result = render((HERE / pair[side]).read_text(), "svg", tile)
+                x = 10 + col * (tile + 40)
+                if result.ok:
+                    import io
+
+                    sheet.paste(Image.open(io.BytesIO(result.png)).convert("RGB"), (x, y + 26))
+                draw.rectangle([x - 1, y + 25, x + tile, y + 26 + tile], outline=(150, 150, 150))
+                draw.text((x + tile + 4, y + 26), side.upper(), fill="black", font=font)
+        sheet.save(out / f"pairs-{start:03d}.png")
+    print(f"{len(pairs)} pairs on {(len(pairs) + per_sheet - 1) // per_sheet} sheets in {out}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dataset", nargs="?", type=Path)
+    parser.add_argument("--sheets", type=Path)
+    args = parser.parse_args()
+    if args.dataset:
+        collect(args.dataset)
+    if args.sheets:
+        sheets(args.sheets)
