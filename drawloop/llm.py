@@ -14,6 +14,7 @@ GenericFakeChatModel) to `ChatLLM` directly.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -67,6 +68,30 @@ class ChatLLM:
         self.retries = retries
         self.backoff = backoff
         self.name = name or getattr(chat, "model_name", None) or type(chat).__name__
+        self.structured: bool | None = None   # does the server honour json_schema? None: not known yet
+
+    def complete_json(self, messages, schema: dict, name: str, **kwargs: Any) -> tuple[dict | None, Completion | None]:
+        """Ask for JSON matching `schema` (OpenAI's json_schema response format, which is what
+        langchain's with_structured_output(method="json_schema") sends; vLLM and llama.cpp turn it
+        into a grammar, so even a 1.5B model answers in shape). Returns (data, answer); (None,
+        answer) when the server ignored the format (parse answer.text yourself); (None, None) when
+        it refused it, or refused it before: ask the text way then. Which it is, is remembered."""
+        if self.structured is False:
+            return None, None
+        response_format = {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
+        try:
+            answer = self.complete(messages, response_format=response_format, **kwargs)
+        except LLMError as exc:
+            if "refused" not in str(exc):
+                raise
+            self.structured = False
+            return None, None
+        try:
+            data = json.loads(answer.text)
+        except json.JSONDecodeError:
+            data = None
+        self.structured = isinstance(data, dict)
+        return (data if self.structured else None), answer
 
     def complete(self, messages: Sequence[tuple[str, str]] | Sequence[Any], stop: list[str] | None = None,
                  guard: Callable[[str], bool] | None = None, **kwargs: Any) -> Completion:
@@ -116,6 +141,12 @@ class ChatLLM:
             if close:
                 close()
         return "".join(parts), usage or {"output_tokens": chunks}, False
+
+
+def ask_json(llm, messages, schema: dict, name: str) -> tuple[dict | None, "Completion | None"]:
+    """ChatLLM.complete_json for any llm-like object; (None, None) for ones that only `complete`."""
+    method = getattr(llm, "complete_json", None)
+    return method(messages, schema, name) if method else (None, None)
 
 
 def degenerate_repetition(text: str, window: int = 480, min_span: int = 160, min_repeats: int = 8) -> bool:

@@ -72,6 +72,23 @@ FIXES:
 - <fix>"""
 
 
+# Structured variants: the same prefix (the server's prompt cache still applies), a JSON answer.
+CRITIQUE_JSON_TAIL = ('Answer as JSON: {"score": <0-10>, "fixes": ["<fix>", "<fix>"]}')
+CRITIQUE_SCHEMA = {"type": "object", "additionalProperties": False, "required": ["score", "fixes"],
+                   "properties": {"score": {"type": "integer", "minimum": 0, "maximum": 10},
+                                  "fixes": {"type": "array", "maxItems": 3, "items": {"type": "string"}}}}
+
+
+def critique_json(prompt: str) -> str:
+    """CRITIQUE with its answer form replaced by the JSON one."""
+    return prompt.split("Answer in exactly this form:")[0] + CRITIQUE_JSON_TAIL
+
+
+def choice_schema(n: int) -> dict:
+    return {"type": "object", "additionalProperties": False, "required": ["answer"],
+            "properties": {"answer": {"type": "string", "enum": letters(n)}}}
+
+
 PAIRWISE_JUDGE = """Two drawings, A and B, were made from code to show: "{concept}".
 Look at both images. Which one shows "{concept}" better: more recognisable, with the right parts,
 colours and layout? If they are equally good, answer A.

@@ -59,9 +59,18 @@ def smart_answer(body: dict) -> str:
         options = dict(re.findall(r"^([A-Z])\. (.+)$", prompt, re.M))
         concept = FakeOpenAI.concept
         return next((k for k, v in options.items() if v == concept), "A")
-    if "SCORE:" in prompt:
+    if "SCORE:" in prompt or "Rate how well" in prompt:
         return "SCORE: 6\nFIXES:\n- add more detail"
     return f"```svg\n{APPLE}\n```"
+
+
+def structured_answer(body: dict, text: str) -> str:
+    """What a server that honours json_schema sends: the smart answer, in the requested shape."""
+    schema = body["response_format"]["json_schema"]
+    if schema["name"] == "choice":
+        return json.dumps({"answer": text.strip()[:1]})
+    score = re.search(r"SCORE: (\d+)", text)
+    return json.dumps({"score": int(score.group(1)) if score else 5, "fixes": ["add more detail", "add more detail"]})
 
 
 class FakeOpenAI(http.server.BaseHTTPRequestHandler):
@@ -70,6 +79,7 @@ class FakeOpenAI(http.server.BaseHTTPRequestHandler):
     concept = ""
     answers: list = []
     requests: list = []
+    structured = None    # json_schema response_format: None ignores it, "json" honours it, "refuse" answers 400
 
     def log_message(self, *args):
         pass
@@ -81,6 +91,10 @@ class FakeOpenAI(http.server.BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         FakeOpenAI.requests.append(body)
         status, text = FakeOpenAI.answers.pop(0) if FakeOpenAI.answers else (200, smart_answer(body))
+        if body.get("response_format") and FakeOpenAI.structured == "refuse":
+            status, text = 400, "response_format json_schema is not supported"
+        elif body.get("response_format") and FakeOpenAI.structured == "json":
+            text = structured_answer(body, text)
         if status != 200:
             return self._json(status, {"error": {"message": text}})
         if body.get("stream"):
@@ -115,7 +129,7 @@ class FakeOpenAI(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def fake_server():
     """An OpenAI-compatible server on 127.0.0.1 (scripted answers first, then smart_answer)."""
-    FakeOpenAI.answers, FakeOpenAI.requests, FakeOpenAI.concept = [], [], ""
+    FakeOpenAI.answers, FakeOpenAI.requests, FakeOpenAI.concept, FakeOpenAI.structured = [], [], "", None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -24,7 +24,7 @@ import numpy as np
 from drawloop import prompts
 from drawloop.agents.base import ScoreResult, Scorer
 from drawloop.agents.recognizer import strip_hints
-from drawloop.llm import ChatLLM, LLMError
+from drawloop.llm import ChatLLM, LLMError, ask_json
 from drawloop.state import Critique, Drawing
 
 
@@ -230,7 +230,13 @@ class LLMCodeCritic:
         prompt = prompts.CRITIQUE.format(language=drawing.language, code=strip_hints(drawing.code, drawing.language),
                                          concept=drawing.concept, render_note=note)
         try:
-            answer = self.llm.complete([("user", prompt)])
+            data, answer = ask_json(self.llm, [("user", prompts.critique_json(prompt))], prompts.CRITIQUE_SCHEMA,
+                                    "critique")
+            if data is not None:
+                fixes = [str(f).strip() for f in data.get("fixes") or [] if str(f).strip()]
+                return ScoreResult(float(data["score"]) / 10, "\n".join(f"- {f}" for f in dict.fromkeys(fixes)),
+                                   {"raw": answer.text[:500], "structured": True}, usage=answer.usage())
+            answer = answer or self.llm.complete([("user", prompt)])
         except LLMError:
             return None
         score, fixes = parse_critique(answer.text)

@@ -16,7 +16,7 @@ import random
 import re
 
 from drawloop import prompts
-from drawloop.llm import ChatLLM, LLMError
+from drawloop.llm import ChatLLM, LLMError, ask_json
 from drawloop.state import Drawing, Recognition
 
 
@@ -188,11 +188,12 @@ class CodeRecognizer:
         prompt = prompts.RECOGNIZE.format(language=drawing.language, code=strip_hints(drawing.code, drawing.language),
                                           options=prompts.options_block(choices))
         try:
-            answer = self.llm.complete([("user", prompt)])
+            data, answer = ask_json(self.llm, [("user", prompt)], prompts.choice_schema(len(choices)), "choice")
+            answer = answer or self.llm.complete([("user", prompt)])
         except LLMError as exc:
             return Recognition(label=None, correct=False, confidence=None, choices=choices, source=self.source,
                                error=str(exc))
-        label = parse_choice(answer.text, choices)
+        label = parse_choice(str(data["answer"]) if data else answer.text, choices)
         return Recognition(label=label, correct=label == drawing.concept, confidence=None, choices=choices,
                            source=self.source, usage=answer.usage(),
                            error=None if label else f"unparseable answer: {answer.text.strip()[:80]!r}")

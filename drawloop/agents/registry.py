@@ -193,7 +193,7 @@ register("renderer", "python")(_builtin_renderer)   # so renderer="svg" reads as
 def _code_recognizer(ctx: AgentContext):
     from drawloop.agents.recognizer import CodeRecognizer
 
-    return CodeRecognizer(ctx.chat(max_tokens=8, temperature=0.0))
+    return CodeRecognizer(ctx.chat(max_tokens=16, temperature=0.0))  # room for {"answer": "B"}
 
 
 @register("scorer", "sanity")
