@@ -54,3 +54,17 @@ def test_summary_panel_says_how_to_replay_the_run(tmp_path):
     console.print(summary_panel(result))
     text = console.export_text()
     assert "best score 0.50 at iteration 0" in text and f"drawloop trace show {tmp_path} --diff" in text
+
+
+def test_candidates_show_as_round_dot_candidate_with_the_judges_verdict():
+    view = LiveView(concept="a bicycle")
+    for index in range(4):
+        view.update(TraceEvent(node="critique", phase="end", iteration=index, round=index // 2,
+                               candidate=index % 2, score=0.1 * (index + 1)))
+    view.update(TraceEvent(node="judge", phase="end", iteration=1, round=0, candidate=1,
+                           message="kept: the first round's best"))
+    view.update(TraceEvent(node="judge", phase="end", iteration=3, round=1, candidate=1,
+                           message="rejected: B scores 0.40, no better than A's 0.42"))
+    text = text_of(view)
+    assert "round.cand" in text and "★ 0.1" in text and "· 1.1" in text and " 1.0 " in text
+    assert "rejected: B scores 0.40" in text

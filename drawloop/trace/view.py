@@ -41,6 +41,7 @@ class LiveView:
         self.running_since = time.monotonic()
         self.stop_reason: str | None = None
         self.run_id = ""
+        self.multi = False          # several candidates a round: label rows round.candidate
         self._live: Live | None = None
 
     def __enter__(self) -> "LiveView":
@@ -62,6 +63,9 @@ class LiveView:
     def update(self, event: TraceEvent) -> None:
         self.run_id = event.run or self.run_id
         row = self.rows.setdefault(event.iteration, {})
+        if event.candidate is not None:
+            row["label"] = f"{event.round}.{event.candidate}"
+            self.multi = self.multi or event.candidate > 0
         if event.phase == "start":
             self.running, self.running_since = event.node, time.monotonic()
         elif event.node == "draw":
@@ -84,6 +88,10 @@ class LiveView:
                 row["note"] = "critic: " + "; ".join(event.notes)
             if event.message and "note" not in row:
                 row["note"] = event.message
+        elif event.node == "judge":
+            kept = (event.message or "").startswith("kept")
+            row["verdict"] = Text("★ " if kept else "· ", style="bold green" if kept else "dim")
+            row["note"] = event.message or ""
         elif event.node == "decide":
             self.running = None
             if event.score is not None:  # the final score, after any review node
@@ -97,7 +105,7 @@ class LiveView:
 
     def render(self) -> Group:
         table = Table(title=f"[bold]{self.concept}[/]  [dim]{self.model}[/]", expand=True, title_justify="left")
-        table.add_column("iter", justify="right", width=4)
+        table.add_column("round.cand" if self.multi else "iter", justify="right", width=10 if self.multi else 4)
         table.add_column("draw", width=18, no_wrap=True)
         table.add_column("render", width=7)
         table.add_column("recognized as", width=22)
@@ -111,7 +119,10 @@ class LiveView:
             if score is not None:
                 scores.append(score)
             note = (row.get("note") or "").strip().splitlines()
-            table.add_row(str(iteration), row.get("draw", ""), row.get("render", ""), row.get("seen", ""),
+            label = Text(row["label"] if self.multi and "label" in row else str(iteration))
+            if "verdict" in row:
+                label = Text.assemble(row["verdict"], label)
+            table.add_row(label, row.get("draw", ""), row.get("render", ""), row.get("seen", ""),
                           f"{score:.2f}" if score is not None else "", row.get("scores", ""),
                           note[0] if note else "")
         parts: list[Any] = [table]
