@@ -277,14 +277,14 @@ def _weighted_critic(ctx: AgentContext, defaults: dict[str, float]):
 
 @register("critic", "default")
 def _default_critic(ctx: AgentContext):
-    """Scorers named in settings.extra['weights'] (default: sanity, recognition, llm), plus the
-    vision-language critic when --critic-model is set."""
+    """Scorers named in settings.extra['weights'] (default: DEFAULT_WEIGHTS, chosen by agreement with
+    people in bench/agreement.py), plus the vision-language critic when --critic-model is set."""
     return _weighted_critic(ctx, DEFAULT_WEIGHTS)
 
 
 @register("critic", "pixels")
 def _pixel_critic(ctx: AgentContext):
-    """The default scorers plus the offline pixel scorers: gallery concept similarity and structure."""
+    """Every offline scorer at weight 1 (the default critic's set, before its weights were fitted)."""
     return _weighted_critic(ctx, PIXEL_WEIGHTS)
 
 

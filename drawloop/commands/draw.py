@@ -96,8 +96,8 @@ def register(app: typer.Typer) -> None:
         weights: Optional[str] = typer.Option(None, help="Critic weights, e.g. sanity=1,recognition=2,llm=1."),
         recognizer: str = typer.Option("code", help="code: the LLM reads the code (the study's protocol); "
                                        "pixels: kNN over human drawings; or a registered name."),
-        critic: str = typer.Option("default", help="default: sanity+recognition+llm; pixels: adds gallery concept "
-                                   "and structure scorers; or a registered name."),
+        critic: str = typer.Option("default", help="default: sanity, concept and structure (they see the "
+                                   "picture), recognition and llm (they read the code); or a registered name."),
         temperature: float = typer.Option(0.7),
         seed: Optional[int] = typer.Option(None),
         size: int = typer.Option(256, help="Render size in pixels."),
