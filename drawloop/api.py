@@ -49,6 +49,7 @@ class DrawResult:
     model: str
     seconds: float = 0.0
     settings: dict[str, Any] = field(default_factory=dict)
+    rounds: list[dict] = field(default_factory=list)   # the judge's verdict per round (state["rounds"])
 
     @property
     def best(self) -> Attempt | None:
@@ -98,6 +99,10 @@ class DrawResult:
             "errors": [a.get("draw_error") or a.get("render_error") for a in self.attempts],
             "usage": self.usage(),
             "seconds": round(self.seconds, 2),
+            "candidates": self.settings.get("candidates", 1),
+            "rounds": [{k: r.get(k) for k in ("round", "winner", "replaced", "best", "best_score", "reason")}
+                       for r in self.rounds],
+            "first_draft_replaced": self.best_index not in (None, 0),
         }
 
 
@@ -168,6 +173,6 @@ def _run(run: Run | None, concept: str, settings: Settings, models: ModelHandle,
     result = DrawResult(concept=concept, run_dir=run.dir, attempts=list(state.get("attempts") or []),
                         best_index=state.get("best"), stop_reason=state.get("stop_reason"),
                         model=run.meta.get("model", models.label), seconds=time.perf_counter() - start,
-                        settings=settings.public())
+                        settings=settings.public(), rounds=list(state.get("rounds") or []))
     run.finish(state, result.to_dict())
     return result
