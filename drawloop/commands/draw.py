@@ -22,6 +22,7 @@ from drawloop.commands import console, err_console
 
 DEMO_CONCEPTS = ("a red circle", "a bicycle", "a row of bicycles")
 DEFAULT_CANDIDATES = Settings.candidates
+DEMO_CANDIDATES = 2      # the demo shows the search: two drafts a round (two llama.cpp slots)
 
 
 
@@ -134,9 +135,9 @@ def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo_command(
         model: Optional[str] = typer.Option(None, help="Default: the embedded local model (offline)."),
-        max_iters: int = typer.Option(4, help="Rounds per concept at most."),
+        max_iters: int = typer.Option(3, help="Rounds per concept at most."),
         patience: int = typer.Option(2),
-        candidates: int = typer.Option(DEFAULT_CANDIDATES, "--candidates", "-N", help="Drafts per round."),
+        candidates: int = typer.Option(DEMO_CANDIDATES, "--candidates", "-N", help="Drafts per round."),
         out: Path = typer.Option(Path("runs"), "--out"),
     ) -> None:
         """Draw three concepts of increasing difficulty offline, with the live trace."""
@@ -155,7 +156,10 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2)
         console.print("\n[bold]contact sheets[/] (open them to see every iteration):")
         for result in results:
-            console.print(f"  {result.run_dir / 'contact_sheet.png'}   best {result.best_score:.2f}")
+            best = result.best or {}
+            where = f"round {best.get('round', 0)}, candidate {best.get('candidate', 0)}"
+            kept = "a later candidate replaced the first draft" if result.best_index else "the first draft stayed best"
+            console.print(f"  {result.run_dir / 'contact_sheet.png'}   best {result.best_score:.2f} ({where}: {kept})")
 
 
 def _draw_resume(resume: Path, as_json: bool):

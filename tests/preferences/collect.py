@@ -63,23 +63,25 @@ def collect(dataset: Path) -> None:
     print(f"{len(index)} drawings, {len(pairs)} pairs over {len(by_concept)} concepts")
 
 
-def sheets(out: Path, per_sheet: int = 6, tile: int = 200) -> None:
-    """Blind sheets: pair number, concept, A and B. No scores anywhere."""
+def sheets(out: Path, per_sheet: int = 6, tile: int = 200, unlabelled: bool = False) -> None:
+    """Blind sheets: pair number, concept, A and B. No scores anywhere. `unlabelled`: only pairs
+    nobody has judged yet (numbers stay those of pairs.jsonl)."""
     from PIL import Image, ImageDraw
 
     from drawloop.renderers import render
     from drawloop.runs import label_font
 
     pairs = [json.loads(line) for line in (HERE / "pairs.jsonl").read_text().splitlines()]
+    numbered = [(i, p) for i, p in enumerate(pairs) if not (unlabelled and "human" in p)]
     out.mkdir(parents=True, exist_ok=True)
     font = label_font(16)
-    for start in range(0, len(pairs), per_sheet):
-        chunk = pairs[start:start + per_sheet]
+    for start in range(0, len(numbered), per_sheet):
+        chunk = numbered[start:start + per_sheet]
         sheet = Image.new("RGB", (2 * tile + 60, len(chunk) * (tile + 30)), "white")
         draw = ImageDraw.Draw(sheet)
-        for row, pair in enumerate(chunk):
+        for row, (number, pair) in enumerate(chunk):
             y = row * (tile + 30)
-            draw.text((6, y + 4), f"#{start + row}  {pair['concept']}", fill="black", font=font)
+            draw.text((6, y + 4), f"#{number}  {pair['concept']}", fill="black", font=font)
             for col, side in enumerate(("a", "b")):
                 result = render((HERE / pair[side]).read_text(), "svg", tile)
                 x = 10 + col * (tile + 40)
@@ -89,16 +91,17 @@ def sheets(out: Path, per_sheet: int = 6, tile: int = 200) -> None:
                     sheet.paste(Image.open(io.BytesIO(result.png)).convert("RGB"), (x, y + 26))
                 draw.rectangle([x - 1, y + 25, x + tile, y + 26 + tile], outline=(150, 150, 150))
                 draw.text((x + tile + 4, y + 26), side.upper(), fill="black", font=font)
-        sheet.save(out / f"pairs-{start:03d}.png")
-    print(f"{len(pairs)} pairs on {(len(pairs) + per_sheet - 1) // per_sheet} sheets in {out}")
+        sheet.save(out / f"pairs-{chunk[0][0]:03d}.png")
+    print(f"{len(numbered)} pairs on {(len(numbered) + per_sheet - 1) // per_sheet} sheets in {out}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", nargs="?", type=Path)
     parser.add_argument("--sheets", type=Path)
+    parser.add_argument("--unlabelled", action="store_true", help="sheets only for pairs not judged yet")
     args = parser.parse_args()
     if args.dataset:
         collect(args.dataset)
     if args.sheets:
-        sheets(args.sheets)
+        sheets(args.sheets, unlabelled=args.unlabelled)
