@@ -164,7 +164,8 @@ def _run(run: Run | None, concept: str, settings: Settings, models: ModelHandle,
         if not started or snapshot.tasks:
             first_input = None if started else {"concept": concept, "language": settings.language,
                                                 "attempts": []}
-            for chunk in graph.stream(first_input, config, stream_mode="custom"):
+            # "sync": each step's checkpoint is on disk before the next step starts (no finished node lost)
+            for chunk in graph.stream(first_input, config, stream_mode="custom", durability="sync"):
                 event = TraceEvent.from_dict(chunk)
                 writer.write(event)
                 if on_event:

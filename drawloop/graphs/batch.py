@@ -264,7 +264,7 @@ class ThreadWorker:
         # thread killed right after `decide` (next step not yet planned) would look finished.
         if not resumed or snapshot.tasks:
             first = None if resumed else {"concept": job.concept, "language": self.language, "attempts": []}
-            for chunk in graph.stream(first, config, stream_mode="custom"):
+            for chunk in graph.stream(first, config, stream_mode="custom", durability="sync"):
                 if self.on_event:
                     self.on_event(TraceEvent.from_dict(chunk))
             snapshot = graph.get_state(config)

@@ -367,13 +367,16 @@ class Checkup:
         config = {"configurable": {"thread_id": spec.thread_id, "run_id": self.dir.name,
                                    "seed": self.plan.seed + SAMPLE_SEED_STRIDE * spec.sample}}
         snapshot = graph.get_state(config)
-        finished = bool(snapshot.values) and not snapshot.next
+        # Not `not snapshot.next`: a thread killed right after decide's writes were saved has next == ()
+        # but a task still to run; finished means no task left and a stop reason recorded.
+        finished = bool(snapshot.values) and not snapshot.tasks and bool(snapshot.values.get("stop_reason"))
         stale = redo or (finished and self.plan.retry_failed and unreachable(snapshot.values))
         if stale and snapshot.values:
             graph.checkpointer.delete_thread(spec.thread_id)
             snapshot, finished = graph.get_state(config), False
         if not finished:
-            for chunk in graph.stream(None if snapshot.values else first_input, config, stream_mode="custom"):
+            for chunk in graph.stream(None if snapshot.values else first_input, config, stream_mode="custom",
+                                     durability="sync"):
                 self._write_event(chunk)
             with self._lock:
                 self.computed["threads"] += 1
