@@ -1,6 +1,7 @@
 """Rounds of N candidates: fan-out with Send, the pairwise judge, the best never regresses, resume mid-round."""
 
 import sqlite3
+from pathlib import Path
 import threading
 
 import pytest
@@ -164,3 +165,34 @@ def test_score_judge_needs_a_margin_and_says_which_scorers_moved():
 ])
 def test_pairwise_answers_parse(text, expected):
     assert parse_pairwise(text) == expected
+
+
+def test_the_seeing_critic_replaces_a_near_empty_first_draft_that_code_readers_liked(tmp_path):
+    """The demo's failure: a sliver at the left edge kept as best over later drawings with content,
+    because render sanity said 1.0 and the code critic said 0.8 to everything."""
+    from drawloop.agents.critic import RenderSanityScorer
+    from drawloop.agents.pixel import ConceptScorer, StructureScorer
+
+    class ConstantLLM:
+        name = "llm"
+
+        def score(self, drawing):
+            return ScoreResult(0.8, "add more detail")
+
+    sliver = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100"><rect width="100" height="100" '
+              'fill="white"/><rect x="0" y="5" width="3" height="90" fill="green"/></svg>')
+    bicycle = (Path(__file__).parent / "ladders" / "bicycle" / "3_parts.svg").read_text()
+
+    class Scripted:
+        def draw(self, concept, language, history, seed=None):
+            return Draft(code=sliver if not history else bicycle)
+
+    critic = Critic([(RenderSanityScorer(), 1.0), (ConceptScorer(), 1.0), (StructureScorer(), 1.0),
+                     (ConstantLLM(), 1.0)])
+    graph = build_refine_graph(drawer=Scripted(), renderer=RendererAgent(), recognizer=NoRecognizer(),
+                               critic=critic, judge=ScoreJudge(), candidates=1,
+                               stop_rule=StopRule(max_iters=2, patience=2), store=ArtifactStore(tmp_path),
+                               distractors=lambda c, n, s: ["a car", "a tree"])
+    state = graph.invoke({"concept": "a bicycle"})
+    first, second = (attempt_score(a) for a in state["attempts"])
+    assert first <= 0.15 < second and state["best"] == 1
