@@ -375,3 +375,14 @@ def test_a_failing_loop_ends_the_pool_without_waiting_for_loops_blocked_on_the_m
     assert loops_still_running(timeout=0.1)
     release.set()
     assert not loops_still_running(timeout=10)
+
+
+def test_with_several_candidates_the_curves_follow_each_rounds_top_candidate():
+    from drawloop.graphs.checkup import round_winners
+
+    attempts = [{"iteration": i, "round": i // 2, "candidate": i % 2} for i in range(6)]
+    rounds = [{"winner": 1}, {"winner": 2}, {"winner": 5}]
+    winners, best = round_winners({"attempts": attempts, "rounds": rounds, "best": 2})
+    assert [a["iteration"] for a in winners] == [1, 2, 5] and best == 1
+    single = [{"iteration": i, "round": i, "candidate": 0} for i in range(3)]
+    assert round_winners({"attempts": single, "rounds": [{"winner": i} for i in range(3)], "best": 2}) == (single, 2)

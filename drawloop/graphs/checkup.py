@@ -576,10 +576,21 @@ def summarise_attempt(attempt: Attempt, concept: str = "") -> dict:
 
 
 def summarise_thread(spec: ThreadSpec, state: dict) -> dict:
+    attempts, best = round_winners(state)
     return {"thread": spec.thread_id, "mode": spec.mode, "concept": spec.concept, "level": spec.level,
-            "sample": spec.sample, "choices": list(state.get("choices") or []), "best": state.get("best"),
+            "sample": spec.sample, "choices": list(state.get("choices") or []), "best": best,
             "stop_reason": state.get("stop_reason"),
-            "attempts": [summarise_attempt(a, spec.concept) for a in state.get("attempts") or []]}
+            "attempts": [summarise_attempt(a, spec.concept) for a in attempts]}
+
+
+def round_winners(state: dict) -> tuple[list[dict], int | None]:
+    """One attempt per round for the curves: the round's top candidate (with one candidate a round,
+    simply every attempt), and the index of the round that holds the best."""
+    attempts, rounds, best = state.get("attempts") or [], state.get("rounds") or [], state.get("best")
+    if not rounds or all(a.get("candidate", 0) == 0 for a in attempts):
+        return attempts, best
+    winners = [attempts[r["winner"]] for r in rounds]
+    return winners, next((i for i, r in enumerate(rounds) if r["winner"] == best), None)
 
 
 def loops_still_running(timeout: float) -> bool:
