@@ -196,3 +196,20 @@ def test_the_seeing_critic_replaces_a_near_empty_first_draft_that_code_readers_l
     state = graph.invoke({"concept": "a bicycle"})
     first, second = (attempt_score(a) for a in state["attempts"])
     assert first <= 0.15 < second and state["best"] == 1
+
+
+def test_the_vision_judge_sees_both_pictures_and_falls_back_to_scores(fake_server):
+    from langchain_openai import ChatOpenAI
+
+    from conftest import FakeOpenAI
+    from drawloop.agents.judge import VLMJudge
+
+    llm = ChatOpenAI(model="fake-vlm", api_key="x", base_url=fake_server, max_retries=0, timeout=10)
+    judge = VLMJudge(llm)
+    a, b = drawing(0.7, b"png-a"), drawing(0.2, b"png-b")
+    FakeOpenAI.answers = [(200, '{"better": "B", "reason": "B has two wheels"}'), (200, "I like both.")]
+    assert judge.compare(a, b) == Verdict("b", "B has two wheels", "vlm")   # it overrules the scores
+    images = [p for p in FakeOpenAI.requests[0]["messages"][-1]["content"] if p["type"] == "image_url"]
+    assert len(images) == 2
+    fallback = judge.compare(a, b)
+    assert fallback.better == "a" and fallback.source == "score" and "no verdict" in fallback.reason
