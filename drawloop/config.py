@@ -33,6 +33,7 @@ class Settings:
     retries: int = 2
     threads: int | None = None           # llama.cpp threads; None = all cores
     parallel: int = 1                    # llama.cpp slots: concurrent requests the local server decodes together
+    speculation: str = "ngram-mod"       # the local server's n-gram self-speculation; "off" to disable
     language: str = "svg"
     size: int = 256
     max_iters: int = 5
@@ -58,6 +59,7 @@ class Settings:
         "runs_dir": "DRAWLOOP_RUNS_DIR",
         "threads": "DRAWLOOP_THREADS",
         "request_timeout": "DRAWLOOP_TIMEOUT",
+        "speculation": "DRAWLOOP_SPECULATION",
     }
 
     @classmethod
@@ -89,6 +91,8 @@ class Settings:
             raise ValueError("feedback must be 'critic' or 'plain'")
         if not 1 <= self.candidates <= 16:
             raise ValueError("candidates must be between 1 and 16")
+        if self.speculation not in ("off", "ngram-mod", "ngram-simple"):
+            raise ValueError(f"speculation must be off, ngram-mod or ngram-simple, not {self.speculation!r}")
         if self.parallel < 1:
             raise ValueError("parallel must be at least 1")
         if not 32 <= self.size <= 2048:

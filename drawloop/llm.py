@@ -213,7 +213,8 @@ class ModelHandle:
             # llama.cpp splits its context among the slots, so each parallel slot gets its own 4k.
             parallel = min(8, self.settings.parallel * self.settings.candidates)
             self.server = LocalServer(model_path(self.model_name), threads=self.settings.threads,
-                                      parallel=parallel, ctx=max(8192, 4096 * parallel)).start()
+                                      parallel=parallel, ctx=max(8192, 4096 * parallel),
+                                      speculation=self.settings.speculation).start()
             self.base_url, self.api_key = self.server.base_url, "sk-local"
         elif self.base_url:
             self.api_key = self.api_key or "EMPTY"

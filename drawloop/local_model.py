@@ -200,7 +200,10 @@ class LocalServer:
     """
 
     def __init__(self, gguf: Path, threads: int | None = None, ctx: int = 8192, parallel: int = 1,
-                 startup_timeout: float = 180.0):
+                 startup_timeout: float = 180.0, speculation: str = "off"):
+        if speculation not in SPECULATION:
+            raise ValueError(f"speculation must be one of {', '.join(SPECULATION)}, not {speculation!r}")
+        self.speculation = speculation
         self.gguf = Path(gguf)
         self.threads = threads or default_threads()
         self.ctx = ctx
@@ -220,7 +223,7 @@ class LocalServer:
         self.log_path = Path(log.name)
         cmd = [sys.executable, "-m", "drawloop.local_model", "serve", "--model", str(self.gguf),
                "--port", str(self.port), "--threads", str(self.threads), "--ctx", str(self.ctx),
-               "--parallel", str(self.parallel)]
+               "--parallel", str(self.parallel), "--speculation", self.speculation]
         # On a shared box, DRAWLOOP_SERVER_NICE=-10 (root) keeps llama.cpp's threads from being
         # starved by other work; starved threads slow generation far more than their share.
         nice = int(os.environ.get("DRAWLOOP_SERVER_NICE", "0"))
@@ -314,7 +317,14 @@ def _prctl():
         return None
 
 
-def serve(model: str, port: int, threads: int, ctx: int, parallel: int) -> None:
+# Speculative decoding without a second model: llama.cpp drafts tokens from n-grams of the text so
+# far and verifies them in one batch. Greedy output is unchanged; revisions, which copy much of the
+# previous drawing, decode several times faster (measured 3-4x on 2 cores; a 0.5B draft model was slower).
+SPECULATION = {"off": "COMMON_SPECULATIVE_TYPE_NONE", "ngram-mod": "COMMON_SPECULATIVE_TYPE_NGRAM_MOD",
+               "ngram-simple": "COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE"}
+
+
+def serve(model: str, port: int, threads: int, ctx: int, parallel: int, speculation: str = "off") -> None:
     """Run llama.cpp's HTTP server in this process until SIGTERM/SIGINT."""
     import xllamacpp as xlc
 
@@ -328,6 +338,7 @@ def serve(model: str, port: int, threads: int, ctx: int, parallel: int) -> None:
     params.cpuparams.n_threads = threads
     params.cpuparams_batch.n_threads = threads
     params.warmup = False
+    params.speculative.types = [getattr(xlc.common_speculative_type, SPECULATION[speculation])]
     server = xlc.Server(params)  # noqa: F841 - serving runs on llama.cpp's own threads
     stop = []
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -347,11 +358,12 @@ def main(argv: list[str] | None = None) -> int:
     serve_cmd.add_argument("--threads", type=int, default=default_threads())
     serve_cmd.add_argument("--ctx", type=int, default=8192)
     serve_cmd.add_argument("--parallel", type=int, default=1)
+    serve_cmd.add_argument("--speculation", default="off", choices=sorted(SPECULATION))
     args = parser.parse_args(argv)
     if args.command == "fetch":
         fetch(args.name)
     else:
-        serve(args.model, args.port, args.threads, args.ctx, args.parallel)
+        serve(args.model, args.port, args.threads, args.ctx, args.parallel, args.speculation)
     return 0
 
 

@@ -1,6 +1,7 @@
 """The embedded model: cache checks (fast) and the real llama.cpp server end to end (slow)."""
 
 import os
+from pathlib import Path
 
 import httpx
 import pytest
@@ -129,3 +130,53 @@ def test_server_dies_with_a_parent_that_exits_abruptly_and_leaves_no_log(tmp_pat
         os.kill(pid, 9)
         raise AssertionError("the llama.cpp server outlived its parent")
     assert not list(tmp_path.glob("drawloop-llama-*"))
+
+
+REVISION = [{"role": "system", "content": "You write SVG code."},
+            {"role": "user", "content": "Here is your previous drawing code for a bicycle:\n```svg\n"
+             + (Path(__file__).parent / "ladders" / "bicycle" / "4_detailed.svg").read_text()
+             + "\n```\nImprove it: make the wheels thicker. Answer with the whole SVG."}]
+
+
+@pytest.mark.slow
+@needs_model
+def test_speculation_keeps_the_greedy_text_of_a_revision_and_drafts_tokens():
+    """One fresh server per setting and cache_prompt off, so no prompt-cache state can differ."""
+    answers = {}
+    for speculation in ("ngram-mod", "off"):
+        with LocalServer(model_path(), threads=2, speculation=speculation) as server:
+            reply = httpx.post(server.base_url + "/chat/completions", timeout=600, json={
+                "model": "local", "max_tokens": 120, "temperature": 0, "cache_prompt": False,
+                "messages": REVISION}).json()
+        answers[speculation] = (reply["choices"][0]["message"]["content"], reply.get("timings") or {})
+    (on_text, on_timings), (off_text, off_timings) = answers["ngram-mod"], answers["off"]
+    assert on_text == off_text and len(off_text) > 100
+    assert on_timings.get("draft_n", 0) > 0 and not off_timings.get("draft_n")
+
+
+def test_the_speculation_setting_reaches_the_server_and_can_be_switched_off(monkeypatch):
+    from drawloop.config import Settings
+    from drawloop.llm import ModelHandle
+    import drawloop.local_model as local_model
+
+    started = []
+
+    class Recorder:
+        def __init__(self, gguf, **kwargs):
+            started.append(kwargs)
+            self.base_url = "http://127.0.0.1:1/v1"
+
+        def start(self):
+            return self
+
+    monkeypatch.setattr(local_model, "LocalServer", Recorder)
+    monkeypatch.setattr(local_model, "model_path", lambda name=None: Path("/nowhere.gguf"))
+    ModelHandle(Settings.from_env()).open()
+    monkeypatch.setenv("DRAWLOOP_SPECULATION", "off")
+    ModelHandle(Settings.from_env()).open()
+    assert [s["speculation"] for s in started] == ["ngram-mod", "off"]
+    monkeypatch.setenv("DRAWLOOP_SPECULATION", "fast")
+    with pytest.raises(ValueError, match="speculation must be"):
+        Settings.from_env()
+    with pytest.raises(ValueError, match="speculation must be one of"):
+        LocalServer(Path("/nowhere.gguf"), speculation="fast")   # the real class, imported at the top

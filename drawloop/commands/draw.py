@@ -100,6 +100,9 @@ def register(app: typer.Typer) -> None:
         critic: str = typer.Option("default", help="default: sanity, concept and structure (they see the "
                                    "picture), recognition and llm (they read the code); or a registered name."),
         temperature: float = typer.Option(0.7),
+        speculation: Optional[str] = typer.Option(None, help="The local model's n-gram self-speculation: ngram-mod "
+                                                  "(default; same greedy text, faster revisions) or off. "
+                                                  "Env: DRAWLOOP_SPECULATION."),
         seed: Optional[int] = typer.Option(None),
         size: int = typer.Option(256, help="Render size in pixels."),
         out: Path = typer.Option(Path("runs"), "--out", help="Directory that holds run directories."),
@@ -117,7 +120,8 @@ def register(app: typer.Typer) -> None:
                                  patience=patience, min_delta=min_delta, target=target, language=language,
                                  candidates=candidates,
                                  feedback=feedback, weights=weights, recognizer=recognizer, critic=critic,
-                                 temperature=temperature, seed=seed, size=size, runs_dir=str(out))
+                                 temperature=temperature, seed=seed, size=size, runs_dir=str(out),
+                                 speculation=speculation)
             if resume is not None:
                 result = _draw_resume(resume, as_json)  # the run's own settings decide the model
             else:
@@ -138,6 +142,7 @@ def register(app: typer.Typer) -> None:
         max_iters: int = typer.Option(3, help="Rounds per concept at most."),
         patience: int = typer.Option(2),
         candidates: int = typer.Option(DEMO_CANDIDATES, "--candidates", "-N", help="Drafts per round."),
+        speculation: Optional[str] = typer.Option(None, help="ngram-mod (default) or off."),
         out: Path = typer.Option(Path("runs"), "--out"),
     ) -> None:
         """Draw three concepts of increasing difficulty offline, with the live trace."""
@@ -145,7 +150,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             settings = _settings(model=model, max_iters=max_iters, patience=patience, candidates=candidates,
-                                 runs_dir=str(out), seed=0)
+                                 runs_dir=str(out), seed=0, speculation=speculation)
             with open_model(settings) as models:
                 console.print(f"[bold]drawloop demo[/] · model {models.label} · "
                               f"{len(DEMO_CONCEPTS)} concepts, up to {max_iters} rounds of {candidates} "
