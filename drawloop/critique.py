@@ -178,20 +178,22 @@ def agreement(pairs: list[dict], table: dict, weights: dict[str, float], margin:
 
 
 def fit_weights(pairs: list[dict], table: dict, names: list[str],
-                grid: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 3.0)) -> tuple[dict[str, float], float]:
-    """The grid weights with the best agreement on `pairs`; among equals, the one nearest equal weights."""
+                grid: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 3.0), slack: int = 1) -> tuple[dict[str, float], float]:
+    """Grid weights for `pairs`: of all weights within `slack` pairs of the best agreement (with a
+    few dozen pairs, one pair is noise: 3,125 grid points will always find one that fits it), the
+    ones nearest to equal weights. Returns (weights, their agreement)."""
     import itertools
 
-    best, best_key = None, None
+    judged = sum(p.get("human") in ("a", "b") for p in pairs) or 1
+    scored = []
     for values in itertools.product(grid, repeat=len(names)):
-        if not any(values):
-            continue
-        weights = dict(zip(names, values))
-        score = agreement(pairs, table, weights) or 0.0
-        key = (score, -sum(abs(v - 1.0) for v in values))
-        if best_key is None or key > best_key:
-            best, best_key = weights, key
-    return best, best_key[0]
+        if any(values):
+            weights = dict(zip(names, values))
+            scored.append((agreement(pairs, table, weights) or 0.0, weights))
+    top = max(score for score, _ in scored)
+    near = [(score, w) for score, w in scored if score >= top - slack / judged - 1e-12]
+    score, weights = min(near, key=lambda sw: (sum(abs(v - 1.0) for v in sw[1].values()), -sw[0]))
+    return weights, score
 
 
 def split_by_concept(pairs: list[dict]) -> tuple[list[dict], list[dict]]:

@@ -75,7 +75,8 @@ class ChatLLM:
         langchain's with_structured_output(method="json_schema") sends; vLLM and llama.cpp turn it
         into a grammar, so even a 1.5B model answers in shape). Returns (data, answer); (None,
         answer) when the server ignored the format (parse answer.text yourself); (None, None) when
-        it refused it, or refused it before: ask the text way then. Which it is, is remembered."""
+        it refused it, or refused it before: ask the text way then. Only a refusal is remembered:
+        the same call must send the same prompt whatever ran before it (resumed runs, threads)."""
         if self.structured is False:
             return None, None
         response_format = {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
@@ -90,8 +91,10 @@ class ChatLLM:
             data = json.loads(answer.text)
         except json.JSONDecodeError:
             data = None
-        self.structured = isinstance(data, dict)
-        return (data if self.structured else None), answer
+        if not isinstance(data, dict):
+            return None, answer
+        self.structured = True
+        return data, answer
 
     def complete(self, messages: Sequence[tuple[str, str]] | Sequence[Any], stop: list[str] | None = None,
                  guard: Callable[[str], bool] | None = None, **kwargs: Any) -> Completion:

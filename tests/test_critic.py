@@ -184,10 +184,15 @@ class Abstains:
 def test_a_scorer_that_rates_different_pictures_alike_is_down_weighted_and_noted():
     critic = Critic([(RenderSanityScorer(), 1.0), (Constant(), 1.0), (Abstains(), 2.0)])
     pictures = [svg(NEAR_EMPTY["sliver"]), svg(CONTENT["red circle"]), svg(CONTENT["line bicycle"])]
-    first, second, third = (critic.critique(drawing(p, concept="a bicycle")) for p in pictures)
+    seen, critiques = [], []
+    for i, picture in enumerate(pictures):   # what the loop passes: the thread's earlier pictures
+        d = drawing(picture, concept="a bicycle", extra={"image": f"img{i}", "seen": list(seen)})
+        critiques.append(critic.critique(d))
+        seen.append({"image": f"img{i}", "scores": critiques[-1]["scores"]})
+    first, second, third = critiques
     assert "no score from vlm" in first["notes"][0]                      # abstaining is visible
     assert not any("same score" in n for n in first["notes"] + second["notes"])
     assert any("llm gave the same score" in n for n in third["notes"])  # 0.8 for a sliver and a bicycle
     assert third["score"] == pytest.approx((1.0 + 0.25 * 0.8) / 1.25, abs=1e-3)
-    other = critic.critique(drawing(pictures[2], concept="a red apple"))   # remembered per concept
-    assert not any("same score" in n for n in other.get("notes", []))
+    alone = critic.critique(drawing(pictures[2], concept="a bicycle"))   # no history: nothing to compare
+    assert not any("same score" in n for n in alone.get("notes", []))

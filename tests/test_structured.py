@@ -50,4 +50,5 @@ def test_a_server_that_ignores_it_is_read_as_text_without_asking_twice(fake_serv
     llm = chat(fake_server)
     assert LLMCodeCritic(llm).score(apple()).score == 0.6
     assert CodeRecognizer(llm).recognize(apple())["label"] == "a red apple"
-    assert formats() == ["critique", None] and llm.structured is False
+    # one request each, the same prompt every time: nothing about the server is guessed from an answer
+    assert formats() == ["critique", "choice"] and llm.structured is None

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-import threading
 
 import numpy as np
 
@@ -251,8 +250,11 @@ class Critic:
     Scorers that abstain (a failed model call, an answer without a score, a code reader shown a
     PNG) are listed in the critique's `notes`, and the mean is taken over the others. A scorer
     that gives the same score to clearly different pictures of one concept (the small local LLM
-    critic rated every attempt 0.80) says nothing: after FLAT_AFTER such pictures its weight is
-    cut to FLAT_WEIGHT of its own for that concept, and the notes say so.
+    critic rated every attempt 0.80) says nothing: once the thread has FLAT_AFTER distinct
+    pictures its weight is cut to FLAT_WEIGHT of its own, and the notes say so. The thread's
+    earlier pictures come in `drawing.extra["seen"]` ([{"image": id, "scores": {...}}], set by the
+    loop), so the verdict depends on the thread alone: resumed or run beside other threads, the
+    same drawings get the same scores.
     """
 
     FLAT_AFTER = 3          # distinct pictures seen before a scorer can be called flat
@@ -264,8 +266,6 @@ class Critic:
         if not scorers:
             raise ValueError("a critic needs at least one scorer")
         self.scorers = scorers
-        self._seen: dict[str, dict[str, dict[str, float]]] = {}   # concept -> picture digest -> scores
-        self._lock = threading.Lock()
 
     def critique(self, drawing: Drawing) -> Critique:
         if not drawing.ok:
@@ -308,15 +308,13 @@ class Critic:
         return critique
 
     def _flat_scorers(self, drawing: Drawing, scores: dict[str, float]) -> list[str]:
-        """Scorers whose scores have not moved across this concept's distinct pictures while the
-        picture-reading ones did (remembered per critic, i.e. per run)."""
-        digest = hashlib.sha1(drawing.png).hexdigest()
-        with self._lock:
-            seen = self._seen.setdefault(drawing.concept.lower(), {})
-            seen[digest] = dict(scores)
-            if len(seen) < self.FLAT_AFTER:
-                return []
-            rows = list(seen.values())
+        """Scorers whose scores have not moved across the thread's distinct pictures while the
+        picture-reading ones did."""
+        seen = {row["image"]: row["scores"] for row in drawing.extra.get("seen") or [] if row.get("image")}
+        seen[drawing.extra.get("image") or hashlib.sha1(drawing.png).hexdigest()] = scores
+        if len(seen) < self.FLAT_AFTER:
+            return []
+        rows = list(seen.values())
         pixel = [name for name in PICTURE_SCORERS if all(name in row for row in rows)]
         if not pixel:
             return []

@@ -94,7 +94,8 @@ class RefineNodes:
         return Drawing(concept=task["concept"], code=attempt.get("code", ""), language=attempt["language"],
                        png=png, render_error=attempt.get("render_error"), draw_error=attempt.get("draw_error"),
                        choices=list(task.get("choices") or []), recognition=attempt.get("recognition"),
-                       iteration=attempt["iteration"], critique=attempt.get("critique"))
+                       iteration=attempt["iteration"], critique=attempt.get("critique"),
+                       extra={"image": attempt.get("image"), "seen": task.get("seen") or []})
 
     def _timed(self, step: str, task: dict, work: Callable[[dict], dict], config) -> dict:
         """Run one step of one candidate: its trace events, its wall time, its slot in the round."""
@@ -137,6 +138,8 @@ class RefineNodes:
                                     language=task["language"])
                 sends.append(Send("draw", {**task, "candidate": candidate,
                                            "history": _best_last(attempts, state.get("best"))}))
+            elif step == "critique":  # the critic compares with the thread's earlier pictures
+                sends.append(Send(step, {**task, "candidate": candidate, "seen": _seen(attempts)}))
             else:
                 sends.append(Send(step, {**task, "candidate": candidate}))
         return sends or self.after_critique
@@ -239,6 +242,11 @@ class RefineNodes:
     @staticmethod
     def after_decide(state: DrawState) -> str:
         return END if state.get("stop_reason") else "schedule"
+
+
+def _seen(attempts: list[Attempt]) -> list[dict]:
+    return [{"image": a["image"], "scores": (a.get("critique") or {}).get("scores") or {}}
+            for a in attempts if a.get("image") and a.get("critique")]
 
 
 def _best_last(attempts: list[Attempt], best: int | None) -> list[Attempt]:
