@@ -112,9 +112,9 @@ def test_custom_critic_scorer_objects_to_the_wrong_colour():
 def test_turtle_renderer(cooperative_server, tmp_path):
     outcome = run_example("turtle_renderer", cooperative_server, tmp_path / "runs", "a red ball", "--max-iters", "2")
     assert outcome["languages"] == ["turtle"] and outcome["rendered"] == 2 and outcome["errors"] == [None, None]
-    # rendered, recognized from the turtle code, rated 6/10; the picture scorers of the default critic
-    # (concept, structure) give a lone circle little, so the combined score is about 0.6, not 0.87
-    assert outcome["best_score"] > 0.5
+    # rendered and rated 6/10 by the code critic; the default critic's picture scorers (concept,
+    # structure) give a lone circle little, so the combined score is about 0.36 (0.87 before they counted)
+    assert 0.3 < outcome["best_score"] < 0.6
     run_dir = Path(outcome["run_dir"])
     assert (run_dir / "best.png").stat().st_size > 500 and "circle 20" in (run_dir / "best.txt").read_text()
 

@@ -262,7 +262,11 @@ def _clip_scorer(ctx: AgentContext):
 
 
 SCORERS_NEEDING_A_MODEL = frozenset({"llm"})   # the drawer's own model; vlm brings its --critic-model
-DEFAULT_WEIGHTS = {"sanity": 1.0, "recognition": 1.0, "llm": 1.0, "concept": 1.0, "structure": 1.0}
+# Fitted by bench/agreement.py on the held-in half of tests/preferences (31 decisive pairs of the
+# local model's drawings, judged by a person): 26/31 agree there, 20/36 (0.56) on the held-out half,
+# against 0.47 for the old code-only default. Recognition from code earned no weight: on these
+# drawings the 1.5B recognizer's guesses went against people's judgement as often as with them.
+DEFAULT_WEIGHTS = {"sanity": 0.5, "recognition": 0.0, "llm": 1.0, "concept": 1.0, "structure": 1.0}
 PIXEL_WEIGHTS = {"sanity": 1.0, "recognition": 1.0, "llm": 1.0, "concept": 1.0, "structure": 1.0}
 
 
