@@ -15,6 +15,7 @@ process, so many pairs over the same drawings cost one critique per drawing.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 from typing import Any
@@ -44,10 +45,10 @@ class FileCritic:
         (use_model=False) the scorers that need one are left out and the recognizer is skipped."""
         from drawloop.agents.registry import SCORERS_NEEDING_A_MODEL, AgentContext, resolve
 
-        if not use_model:
+        if not use_model:  # a copy: the caller's settings keep their weights
             weights = dict(settings.extra.get("weights") or _default_weights(settings))
             weights = {k: v for k, v in weights.items() if k not in SCORERS_NEEDING_A_MODEL}
-            settings.extra["weights"] = weights
+            settings = dataclasses.replace(settings, extra={**settings.extra, "weights": weights})
         context = AgentContext(settings=settings, models=models if use_model else None)
         recognizer = resolve("recognizer", settings.recognizer, context) \
             if use_model or settings.recognizer != "code" else None

@@ -24,8 +24,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
-
 from drawloop import prompts
 from drawloop.state import Drawing
 
@@ -138,6 +136,3 @@ def _score_changes(a: Drawing, b: Drawing, top: int = 3) -> str:
     moved = sorted(deltas.items(), key=lambda kv: -abs(kv[1]))[:top]
     return " (" + ", ".join(f"{k} {v:+.2f}" for k, v in moved) + ")"
 
-
-def describe(verdict: Verdict) -> dict[str, Any]:
-    return {"better": verdict.better, "reason": verdict.reason, "source": verdict.source}
