@@ -66,8 +66,13 @@ def bwrap_command(python: str = sys.executable) -> list[str]:
             command += ["--ro-bind", path, path]
     for path in ("/etc/ld.so.cache", "/etc/fonts", "/etc/localtime"):
         command += ["--ro-bind-try", path, path]
-    for path in _python_roots(python):
+    roots = _python_roots(python)
+    for path in roots:
         command += ["--ro-bind", path, path]
+    # Binds under /tmp make bwrap create their parent folders in the job's writable tmpfs; make them
+    # read-only too, so a checkout under /tmp is as unwritable inside as one anywhere else.
+    for folder in sorted({p for root in roots if root.startswith("/tmp/") for p in _parents(root)}):
+        command += ["--chmod", "0555", folder]
     for name in SERVER_FILES:
         command += ["--ro-bind", os.path.join(HERE, name), f"{INSIDE}/{name}"]
     command += ["--remount-ro", "/",  # the sandbox's own root (where /work, /opt were created): no writes
@@ -79,6 +84,12 @@ def bwrap_command(python: str = sys.executable) -> list[str]:
         if os.environ.get(name):
             command += ["--setenv", name, os.environ[name]]
     return command + [python, "-I", "-B", f"{INSIDE}/sandbox_server.py"]
+
+
+def _parents(path: str) -> list[str]:
+    """/tmp/a/b/c -> [/tmp/a, /tmp/a/b] (the folders bwrap creates to mount /tmp/a/b/c)."""
+    parts = path.strip("/").split("/")
+    return ["/" + "/".join(parts[:i]) for i in range(2, len(parts))]
 
 
 def _python_roots(python: str) -> list[str]:

@@ -1,2 +1,2 @@
-# expect: Read-only file system
+# expect: Read-only file system | Permission denied
 open("@PROJECT@/pwned", "w").write("x")
