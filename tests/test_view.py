@@ -65,6 +65,8 @@ def test_candidates_show_as_round_dot_candidate_with_the_judges_verdict():
                            message="kept: the first round's best"))
     view.update(TraceEvent(node="judge", phase="end", iteration=3, round=1, candidate=1,
                            message="rejected: B scores 0.40, no better than A's 0.42"))
+    view.update(TraceEvent(node="decide", phase="end", iteration=3, round=1, score=0.2, message="max_iters"))
     text = text_of(view)
+    assert "0.40" in text  # the round's last candidate keeps its own score, not the best's (decide's 0.20)
     assert "round.cand" in text and "★ 0.1" in text and "· 1.1" in text and " 1.0 " in text
     assert "rejected: B scores 0.40" in text

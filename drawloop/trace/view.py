@@ -92,9 +92,11 @@ class LiveView:
             kept = (event.message or "").startswith("kept")
             row["verdict"] = Text("★ " if kept else "· ", style="bold green" if kept else "dim")
             row["note"] = event.message or ""
+            if event.score is not None:  # the winner's score after any review node
+                row["score"] = event.score
         elif event.node == "decide":
             self.running = None
-            if event.score is not None:  # the final score, after any review node
+            if event.round is None and event.score is not None:  # traces before rounds: the final score
                 row["score"] = event.score
             if event.message and event.message != "continue":
                 self.stop_reason = event.message
