@@ -158,11 +158,10 @@ def scorer_table(critic: FileCritic, pairs: list[dict], root: Path, recorded: di
 
 
 def combined(entry: dict, weights: dict[str, float]) -> float:
-    """The critic's combined score from a table entry: weighted mean over the scorers present, capped."""
-    present = {k: w for k, w in weights.items() if w > 0 and k in entry["scores"]}
-    total = sum(present.values())
-    mean = sum(w * entry["scores"][k] for k, w in present.items()) / total if total else 0.0
-    return min(entry["cap"], mean)
+    """The critic's combined score from a table entry, computed as the Critic computes it."""
+    from drawloop.agents.critic import weighted_score
+
+    return weighted_score(entry["scores"], weights, entry["cap"])
 
 
 def agreement(pairs: list[dict], table: dict, weights: dict[str, float], margin: float = 0.01) -> float | None:

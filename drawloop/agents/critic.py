@@ -289,19 +289,16 @@ class Critic:
             notes.append(f"{', '.join(flat)} gave the same score to different pictures of this concept: "
                          f"weight x{self.FLAT_WEIGHT}")
         usage = {"tokens_in": 0, "tokens_out": 0}
-        total = weight_sum = 0.0
         cap = 1.0
         feedback: list[str] = []
-        for name, (result, weight) in results.items():
-            weight *= self.FLAT_WEIGHT if name in flat else 1.0
-            total += weight * result.score
-            weight_sum += weight
+        for result, _ in results.values():
             cap = min(cap, float(result.details.get("cap", 1.0)))
             if result.feedback:
                 feedback.append(result.feedback)
             for key in usage:
                 usage[key] += int(result.usage.get(key, 0))
-        score = min(cap, total / weight_sum) if weight_sum else 0.0
+        weights = {name: weight * (self.FLAT_WEIGHT if name in flat else 1.0) for name, (_, weight) in results.items()}
+        score = weighted_score({name: result.score for name, (result, _) in results.items()}, weights, cap)
         critique = Critique(score=round(score, 4), scores=scores, feedback="\n".join(feedback), usage=usage)
         if notes:
             critique["notes"] = notes
@@ -323,6 +320,14 @@ class Critic:
             return []
         return [name for name in scores if name not in PICTURE_SCORERS and all(name in row for row in rows)
                 and _spread([row[name] for row in rows]) < self.FLAT_SPREAD]
+
+
+def weighted_score(scores: dict[str, float], weights: dict[str, float], cap: float = 1.0) -> float:
+    """The combined score: weighted mean of the scorers that answered (the weights renormalise over
+    them), capped by `cap`; 0 when none did. The critic and the agreement check (critique.py) share it."""
+    present = {name: weight for name, weight in weights.items() if name in scores}
+    total = sum(present.values())
+    return min(cap, sum(weight * scores[name] for name, weight in present.items()) / total) if total else 0.0
 
 
 PICTURE_SCORERS = ("sanity", "concept", "structure", "vlm", "clip")   # they read the pixels
