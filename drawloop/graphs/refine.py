@@ -84,10 +84,14 @@ class RefineNodes:
 
     # -- helpers ---------------------------------------------------------------------------
     def _event(self, node: str, phase: str, candidate: Attempt, config: dict | None, **fields: Any) -> None:
+        self._emit(node, phase, config, iteration=candidate["iteration"], round=candidate.get("round"),
+                   candidate=candidate.get("candidate"), **fields)
+
+    @staticmethod
+    def _emit(node: str, phase: str, config: dict | None, **fields: Any) -> None:
         conf = _configurable(config)
-        emit(TraceEvent(node=node, phase=phase, iteration=candidate["iteration"], round=candidate.get("round"),
-                        candidate=candidate.get("candidate"), run=str(conf.get("run_id", "")),
-                        thread=str(conf.get("thread_id", "")), **fields))
+        emit(TraceEvent(node=node, phase=phase, run=str(conf.get("run_id", "")), thread=str(conf.get("thread_id", "")),
+                        **fields))
 
     def drawing(self, task: dict, attempt: Attempt) -> Drawing:
         png = self.store.read(attempt["image"]) if attempt.get("image") else None
@@ -220,11 +224,9 @@ class RefineNodes:
         outcome = RoundOutcome(round=len(state.get("rounds") or []), winner=winner, replaced=replaced,
                                best=new_best, best_score=attempt_score(everything[new_best]), reason=reason,
                                failed=all(c.get("draw_error") for c in round_))
-        conf = _configurable(config)
-        emit(TraceEvent(node="judge", phase="end", iteration=winner, round=outcome["round"], candidate=top,
-                        run=str(conf.get("run_id", "")), thread=str(conf.get("thread_id", "")),
-                        score=scores[top], message=("kept: " if replaced else "rejected: ") + reason,
-                        artifact=round_[top].get("image")))
+        self._emit("judge", "end", config, iteration=winner, round=outcome["round"], candidate=top,
+                   score=scores[top], message=("kept: " if replaced else "rejected: ") + reason,
+                   artifact=round_[top].get("image"))
         return {"attempts": round_, "candidates": [], "rounds": [outcome], "best": new_best}
 
     def decide(self, state: DrawState, config: RunnableConfig = None) -> dict:
@@ -232,11 +234,9 @@ class RefineNodes:
         reason = self.stop_rule.evaluate_rounds(rounds)
         best = state.get("best")
         attempts = state.get("attempts") or []
-        conf = _configurable(config)
-        emit(TraceEvent(node="decide", phase="end", iteration=len(attempts) - 1, round=len(rounds) - 1,
-                        run=str(conf.get("run_id", "")), thread=str(conf.get("thread_id", "")),
-                        score=rounds[-1]["best_score"], message=reason or "continue",
-                        artifact=attempts[best].get("image") if best is not None else None))
+        self._emit("decide", "end", config, iteration=len(attempts) - 1, round=len(rounds) - 1,
+                   score=rounds[-1]["best_score"], message=reason or "continue",
+                   artifact=attempts[best].get("image") if best is not None else None)
         return {"stop_reason": reason}
 
     @staticmethod
