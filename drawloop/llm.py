@@ -8,21 +8,31 @@
 Everything goes through langchain-openai's ChatOpenAI: OpenAI itself (`openai:gpt-4o-mini`), any
 OpenAI-compatible server (`--base-url http://host:8000/v1`), or the embedded llama.cpp server
 (`local`, `local:/path/model.gguf`). Timeouts, retries with backoff, empty-answer handling and
-token accounting live here, once. Unit tests pass any langchain chat model (e.g.
+token accounting live here, once. A server is not trusted to behave: `BoundedTransport` gives every
+request one total deadline and a cap on the answer's size (an endless stream or body ends the
+call, it does not hang the run), remembers what the server sent so errors can say it, and
+`clean_text` strips control sequences and invalid Unicode from every answer. Unit tests pass any langchain chat model (e.g.
 GenericFakeChatModel) to `ChatLLM` directly.
 """
 
 from __future__ import annotations
 
+import email.utils
 import json
+import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import httpx
+import httpx2   # the fork of httpx that the openai client is built on
 from langchain_core.language_models.chat_models import BaseChatModel
 
 from drawloop.config import Settings
+from drawloop.text import clean_text
+
+MAX_ANSWER_BYTES = 8 * 1024 * 1024   # a 4k-token SSE stream is ~1.5 MB; beyond this a server is not answering
+MAX_RETRY_AFTER = 120.0              # seconds: a longer Retry-After is a server to give up on, not wait for
 
 
 class LLMError(RuntimeError):
@@ -54,20 +64,47 @@ def _is_retryable(exc: Exception) -> bool:
     return True
 
 
-def _describe(exc: Exception) -> str:
-    name = type(exc).__name__
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{name}: {text}"[:300] if text else name
+def _describe(exc: BaseException) -> str:
+    """The exception and, when the client wrapped it ("Connection error."), the cause that says why."""
+    parts, texts = [], set()
+    for _ in range(6):            # a bounded walk: cause chains can be long, or even cycle
+        if exc is None or len(parts) == 3:
+            break
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if text not in texts:     # wrappers often repeat the message ("Request timed out." twice)
+            texts.add(text)
+            parts.append(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
+        context = None if exc.__suppress_context__ else exc.__context__
+        exc = exc.__cause__ or (context if not isinstance(context, StopIteration) else None)
+    return " <- ".join(parts)[:400]
+
+
+def _retry_after(exc: Exception) -> float | None:
+    """Seconds a 429/503 asked us to wait (Retry-After: seconds or an HTTP date), capped."""
+    response = getattr(exc, "response", None)
+    value = response.headers.get("retry-after") if response is not None else None
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, AttributeError):
+            return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER) if seconds == seconds else None   # NaN: no advice
 
 
 class ChatLLM:
     """A chat model plus the calling discipline: retries, backoff, empty answers, usage."""
 
-    def __init__(self, chat: BaseChatModel, retries: int = 2, backoff: float = 1.0, name: str = ""):
+    def __init__(self, chat: BaseChatModel, retries: int = 2, backoff: float = 1.0, name: str = "",
+                 transport: "BoundedTransport | None" = None):
         self.chat = chat
         self.retries = retries
         self.backoff = backoff
         self.name = name or getattr(chat, "model_name", None) or type(chat).__name__
+        self.transport = transport            # what the server last sent, for error messages
         self.structured: bool | None = None   # does the server honour json_schema? None: not known yet
 
     def complete_json(self, messages, schema: dict, name: str, **kwargs: Any) -> tuple[dict | None, Completion | None]:
@@ -104,6 +141,9 @@ class ChatLLM:
         last_error = "no attempt made"
         start = time.perf_counter()
         for attempt in range(1, self.retries + 2):
+            wait = self.backoff * 2 ** (attempt - 1)
+            if self.transport:
+                self.transport.forget()
             try:
                 if guard is None:
                     message = self.chat.invoke(list(messages), stop=stop, **kwargs)
@@ -111,18 +151,24 @@ class ChatLLM:
                     usage, cut = getattr(message, "usage_metadata", None) or {}, False
                 else:
                     text, usage, cut = self._stream(messages, stop, guard, kwargs)
+                text = clean_text(text if isinstance(text, str) else str(text))
             except Exception as exc:  # the client raises many types; classify, don't crash
-                last_error = _describe(exc)
+                last_error = _describe(exc) + self._server_sent()
                 if not _is_retryable(exc):
                     raise LLMError(f"model {self.name} refused the request: {last_error}") from exc
+                wait = _retry_after(exc) if _retry_after(exc) is not None else wait
             else:
                 if text.strip():
                     return Completion(text, int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)),
                                       time.perf_counter() - start, attempt, cut)
                 last_error = "empty answer"
             if attempt <= self.retries:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+                time.sleep(wait)
         raise LLMError(f"model {self.name} gave no usable answer after {self.retries + 1} tries ({last_error})")
+
+    def _server_sent(self) -> str:
+        seen = self.transport.last() if self.transport else None
+        return f"; the server sent {seen}" if seen else ""
 
 
     def _stream(self, messages, stop, guard, kwargs) -> tuple[str, dict, bool]:
@@ -144,6 +190,83 @@ class ChatLLM:
             if close:
                 close()
         return "".join(parts), usage or {"output_tokens": chunks}, False
+
+
+class BoundedTransport(httpx2.BaseTransport):
+    """httpx transport for model servers: one total deadline per request and a cap on the answer.
+
+    httpx's own timeouts count per read, so a server that trickles bytes or streams forever never
+    trips them; here a timer closes the response when the deadline passes, and the body is cut at
+    `max_bytes`. Either ends the call with a clear error instead of hanging the run or filling memory.
+    It also keeps, per thread, the status, content type and first bytes of the last response, so an
+    HTML error page or broken JSON can be reported as what it is."""
+
+    def __init__(self, deadline: float, max_bytes: int | None = None):
+        self.inner = httpx2.HTTPTransport()
+        self.deadline, self.max_bytes = deadline, max_bytes or MAX_ANSWER_BYTES
+        self._seen = threading.local()
+
+    def handle_request(self, request: "httpx2.Request") -> "httpx2.Response":
+        expires = time.monotonic() + self.deadline
+        response = self.inner.handle_request(request)
+        self._seen.info = {"status": response.status_code,
+                           "type": response.headers.get("content-type", "no content type"), "head": b""}
+        body = _BoundedBody(response.stream, expires, self.max_bytes, self._seen.info, self.deadline)
+        return httpx2.Response(response.status_code, headers=response.headers, stream=body,
+                               extensions=response.extensions, request=request)
+
+    def forget(self) -> None:
+        self._seen.info = None
+
+    def last(self) -> str | None:
+        info = getattr(self._seen, "info", None)
+        if not info:
+            return None
+        head = info["head"][:120].decode("utf-8", "replace")
+        return f"HTTP {info['status']} ({info['type']}), starting {clean_text(head)!r}"
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _BoundedBody(httpx2.SyncByteStream):
+    def __init__(self, inner, expires: float, max_bytes: int, info: dict, deadline: float):
+        self.inner, self.max_bytes, self.info, self.deadline = inner, max_bytes, info, deadline
+        self.expired = False
+        self.timer = threading.Timer(max(0.0, expires - time.monotonic()), self._expire)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def _expire(self) -> None:
+        self.expired = True
+        self.inner.close()   # unblocks a read that is waiting on a trickling server
+
+    def __iter__(self) -> Iterator[bytes]:
+        size = 0
+        try:
+            for chunk in self.inner:
+                if self.expired:
+                    break
+                size += len(chunk)
+                if len(self.info["head"]) < 256:
+                    self.info["head"] += chunk[:256 - len(self.info["head"])]
+                if size > self.max_bytes:
+                    raise AnswerTooLarge(f"the answer passed {self.max_bytes // 2**20} MiB; the server is not "
+                                         "answering a drawing request")
+                yield chunk
+        except httpx2.HTTPError:
+            if not self.expired:
+                raise
+        if self.expired:
+            raise httpx2.ReadTimeout(f"no complete answer within {self.deadline:g} s (DRAWLOOP_TIMEOUT)")
+
+    def close(self) -> None:
+        self.timer.cancel()
+        self.inner.close()
+
+
+class AnswerTooLarge(Exception):
+    """The server sent more than any drawing answer could need."""
 
 
 def ask_json(llm, messages, schema: dict, name: str) -> tuple[dict | None, "Completion | None"]:
@@ -246,11 +369,13 @@ class ModelHandle:
 
         settings = self.settings
         max_tokens = max_tokens or settings.max_tokens
+        transport = BoundedTransport(deadline=settings.request_timeout)
         kwargs: dict[str, Any] = dict(
             model=self.model_name if self.provider == "openai" else "local",
             api_key=self.api_key,
             temperature=settings.temperature if temperature is None else temperature,
             timeout=settings.request_timeout,
+            http_client=httpx2.Client(transport=transport, timeout=settings.request_timeout),
             max_retries=0,  # ChatLLM retries, with backoff and empty-answer handling
             max_tokens=max_tokens,
             stream_usage=True,  # token counts also when the drawer streams (repetition guard)
@@ -259,7 +384,8 @@ class ModelHandle:
             kwargs["base_url"] = self.base_url
             # Some compatible servers ignore max_completion_tokens; max_tokens they all honour.
             kwargs["extra_body"] = {"max_tokens": max_tokens}
-        return ChatLLM(ChatOpenAI(**kwargs), retries=settings.retries, name=f"{self.provider}:{self.model_name}")
+        return ChatLLM(ChatOpenAI(**kwargs), retries=settings.retries, name=f"{self.provider}:{self.model_name}",
+                       transport=transport)
 
 
 def open_model(settings: Settings) -> ModelHandle:
