@@ -173,3 +173,44 @@ def test_drawing_loop_guard_catches_copied_blocks_and_walks_off_the_canvas():
                                                for x in range(10, 240, 6))
     assert not off_canvas_walk(curve) and not drawing_loop(curve)
     assert not drawing_loop(head + '<circle cx="128" cy="128" r="60" fill="red"/>\n</svg>')
+
+
+# --- answers of reasoning models, and answers with several drawings -----------------------------
+
+from drawloop.agents.drawer import finished_drawing, set_aside_thinking
+
+SMALL = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><rect width="4" height="4"/></svg>'
+
+
+def test_thinking_aloud_with_tag_names_is_set_aside():
+    answer = ("<think>A cat: maybe <svg> with a <circle> for the head, then close with </svg>. "
+              "Or a <path>?</think>\n```svg\n" + APPLE + "\n```")
+    assert extract_svg(answer) == APPLE
+    # templates that put the opening <think> in the prompt: only the closing tag is in the answer
+    assert extract_svg("the head is a <circle>, close with </svg></think>" + APPLE) == APPLE
+
+
+def test_an_answer_cut_off_while_thinking_says_so():
+    with pytest.raises(NoCodeError, match="still thinking"):
+        extract_svg("<think>first a <svg> root, then a circle for the")
+
+
+def test_of_several_drawings_the_last_complete_one():
+    answer = f"A first try:\n```svg\n{SMALL}\n```\nand an improved version:\n```svg\n{APPLE}\n```\nEnjoy!"
+    assert extract_svg(answer) == APPLE
+    # a second version cut off by the token cap: the last *complete* one wins
+    assert extract_svg(f"{APPLE}\nBetter:\n<svg xmlns=\"http://www.w3.org/2000/svg\"><circle r=") == APPLE
+
+
+def test_nested_svg_stays_one_drawing():
+    nested = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><svg x="1" width="5">'
+              '<rect width="4" height="4"/></svg><circle r="2"/></svg>')
+    assert extract_svg("Here:\n" + nested + "\nDone.") == nested
+
+
+def test_the_stream_stops_after_a_finished_drawing_not_inside_thinking():
+    assert not finished_drawing("<think>I will end with </svg> and explain" + "." * 400)
+    assert not finished_drawing(APPLE)                                 # a second version may follow
+    assert finished_drawing(APPLE + "\nThis apple uses a red circle." + " and more prose" * 20)
+    assert not finished_drawing(APPLE + "\nBetter:\n<svg viewBox='0 0 9 9'><g>" + " " * 300)
+    assert set_aside_thinking("no thinking here") == "no thinking here"

@@ -23,6 +23,9 @@ from drawloop.state import Attempt
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|$)", re.S)
+_SVG_TAG = re.compile(r"<(/)?svg\b[^<>]*?(/)?>", re.I)       # no nested quantifiers: linear on any answer
+_THINKING_OPEN = re.compile(r"<(?:think|thinking|reasoning)>", re.I)
+_THINKING_CLOSE = re.compile(r"</(?:think|thinking|reasoning)>", re.I)
 _TAG = re.compile(r"<(/?)([A-Za-z][\w:.-]*)((?:[^>\"']|\"[^\"]*\"|'[^']*')*?)(/?)>", re.S)
 
 
@@ -39,16 +42,62 @@ def extract_code(text: str, language: str = "svg") -> str:
 
 
 def extract_svg(text: str) -> str:
-    """The first <svg>...</svg> in an answer, fenced or not, with text around it dropped."""
-    candidates = [body for _, body in _FENCE.findall(text) if "<svg" in body] + [text]
-    for candidate in candidates:
-        start = candidate.find("<svg")
-        if start < 0:
-            continue
-        end = candidate.find("</svg>", start)
-        body = candidate[start:end + len("</svg>")] if end >= 0 else candidate[start:]
-        return repair_svg(body)
+    """The drawing in an answer, fenced or not, with thinking and text around it dropped. Of several
+    drawings ("a first version ... and an improved one") the last complete one; failing that, the
+    first, truncated, one, repaired."""
+    answer = set_aside_thinking(text)
+    fenced = [body for _, body in _FENCE.findall(answer) if "<svg" in body]
+    for source in ("\n".join(fenced), answer):   # fences first: prose may mention "<svg>" in passing
+        complete, truncated = _svg_spans(source)
+        if complete:
+            return repair_svg(complete[-1])
+        if truncated:
+            return repair_svg(truncated)
+    if _THINKING_OPEN.search(text) and not _THINKING_CLOSE.search(text):
+        raise NoCodeError("the answer ended while the model was still thinking (no <svg> after it)")
     raise NoCodeError("the answer contained no <svg> element")
+
+
+def set_aside_thinking(text: str) -> str:
+    """What follows the model's thinking. Reasoning models think aloud first and name tags while
+    they do ("a <circle> for the head, then </svg>"); only the answer after it is the drawing. Some
+    templates send the opening <think> in the prompt, so a closing tag alone also counts."""
+    closings = list(_THINKING_CLOSE.finditer(text))
+    if closings:
+        return text[closings[-1].end():]
+    opening = _THINKING_OPEN.search(text)
+    return text[:opening.start()] if opening else text
+
+
+def _svg_spans(text: str) -> tuple[list[str], str | None]:
+    """Top-level <svg>...</svg> spans (nested <svg> elements stay inside their parent), and the
+    unfinished one the answer ended in, if any."""
+    complete, depth, start = [], 0, 0
+    for match in _SVG_TAG.finditer(text):
+        closing, self_closing = match.group(1), match.group(2)
+        if closing:
+            if depth:
+                depth -= 1
+                if depth == 0:
+                    complete.append(text[start:match.end()])
+        elif not self_closing:
+            if depth == 0:
+                start = match.start()
+            depth += 1
+        elif depth == 0:
+            complete.append(match.group(0))
+    return complete, (text[start:] if depth else None)
+
+
+def finished_drawing(text: str, grace: int = 160) -> bool:
+    """Stream guard: a complete drawing has been written (after any thinking) and `grace`
+    characters have passed without another one starting, so the rest is prose. This is the
+    server-side stop at "</svg>", moved here where it can tell thinking and second versions apart."""
+    answer = set_aside_thinking(text)
+    end = answer.rfind("</svg>")
+    if end < 0 or _svg_spans(answer)[1] is not None:
+        return False
+    return len(answer) - end - len("</svg>") >= grace
 
 
 def extract_python(text: str) -> str:
@@ -79,6 +128,11 @@ def drawing_loop(text: str) -> bool:
     """Stream guard for the drawer: true when the model is looping, so the rest of its answer
     would draw nothing new, and generation can stop (minutes per draft with a small local model)."""
     return degenerate_repetition(text) or copied_block(text) or off_canvas_walk(text)
+
+
+def svg_answer_done(text: str) -> bool:
+    """The drawer's stream guard: a finished drawing, or a loop that would draw nothing new."""
+    return finished_drawing(text) or drawing_loop(text)
 
 
 def copied_block(text: str, lines_needed: int = 4, min_chars: int = 120) -> bool:
@@ -204,11 +258,10 @@ class Drawer:
         return [("system", system), ("user", user)]
 
     def draw(self, concept: str, language: str, history: list[Attempt], seed: int | None = None) -> Draft:
-        stop = ["</svg>"] if language == "svg" else None
         kwargs = {"seed": seed} if seed is not None else {}
         try:
-            answer = self.llm.complete(self.messages(concept, language, history), stop=stop,
-                                       guard=drawing_loop if language == "svg" else degenerate_repetition,
+            answer = self.llm.complete(self.messages(concept, language, history),
+                                       guard=svg_answer_done if language == "svg" else degenerate_repetition,
                                        **kwargs)
         except LLMError as exc:
             return Draft(code="", error=str(exc))
