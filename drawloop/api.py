@@ -31,12 +31,25 @@ THREAD = "main"
 
 
 def validate_concept(concept: str | None) -> str:
-    text = " ".join((concept or "").split())
+    """The concept with whitespace collapsed and invisible characters (control, zero-width,
+    bidi overrides, invalid Unicode) removed; an error when nothing visible is left."""
+    text = " ".join(_visible(concept or "").split())
+    if not text and (concept or "").strip():
+        raise ValueError(f"the concept {concept!r} has no visible characters: say what to draw")
     if not text:
         raise ValueError("the concept is empty: say what to draw, e.g. drawloop draw \"a red apple\"")
     if len(text) > MAX_CONCEPT_CHARS:
         raise ValueError(f"the concept is {len(text)} characters long; keep it under {MAX_CONCEPT_CHARS}")
     return text
+
+
+def _visible(text: str) -> str:
+    import unicodedata
+
+    from drawloop.text import clean_text
+
+    # Cf (format: zero-width spaces, joiners, bidi overrides) and Cc/Cs never draw a concept.
+    return "".join(ch for ch in clean_text(text) if unicodedata.category(ch) not in ("Cf", "Cc", "Cs", "Co"))
 
 
 @dataclass

@@ -15,9 +15,13 @@ Model specs:
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+
+NO_FLAG = ("request_timeout", "retries", "threads", "parallel", "n_distractors", "api_key")  # no CLI option
 
 
 @dataclass
@@ -69,34 +73,51 @@ class Settings:
         for name, var in cls.ENV.items():
             raw = os.environ.get(var)
             if raw:
-                values[name] = _coerce(raw, types[name])
+                values[name] = _coerce(raw, types[name], var)
         values.setdefault("api_key", os.environ.get("OPENAI_API_KEY"))
         if os.environ.get("OPENAI_BASE_URL"):
             values.setdefault("base_url", os.environ["OPENAI_BASE_URL"])
+        unknown = sorted(set(overrides) - set(types))
+        if unknown:   # e.g. a run.json written by another version of drawloop
+            raise ValueError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(types))}")
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)
         settings.validate()
         return settings
 
     def validate(self) -> None:
-        if self.max_iters < 1:
-            raise ValueError("max_iters must be at least 1")
-        if self.patience < 1:
-            raise ValueError("patience must be at least 1")
-        if self.min_delta < 0:
-            raise ValueError("min_delta must be >= 0")
-        if self.target is not None and not 0 <= self.target <= 1:
-            raise ValueError("target must be in [0, 1]")
-        if self.feedback not in ("critic", "plain"):
-            raise ValueError("feedback must be 'critic' or 'plain'")
-        if not 1 <= self.candidates <= 16:
-            raise ValueError("candidates must be between 1 and 16")
-        if self.speculation not in ("off", "ngram-mod", "ngram-simple"):
-            raise ValueError(f"speculation must be off, ngram-mod or ngram-simple, not {self.speculation!r}")
-        if self.parallel < 1:
-            raise ValueError("parallel must be at least 1")
-        if not 32 <= self.size <= 2048:
-            raise ValueError("size must be between 32 and 2048 pixels")
+        """Each rule names the option (and its environment variable) it is about."""
+        finite = math.isfinite
+        rules = [
+            ("max_iters", self.max_iters >= 1, "must be at least 1"),
+            ("patience", self.patience >= 1, "must be at least 1"),
+            ("min_delta", finite(self.min_delta) and self.min_delta >= 0, "must be a number >= 0"),
+            ("target", self.target is None or (finite(self.target) and 0 <= self.target <= 1),
+             "must be in [0, 1]"),
+            ("temperature", finite(self.temperature) and 0 <= self.temperature <= 2, "must be in [0, 2]"),
+            ("max_tokens", 16 <= self.max_tokens <= 32768, "must be between 16 and 32768"),
+            ("request_timeout", finite(self.request_timeout) and self.request_timeout > 0,
+             "must be a number of seconds > 0"),
+            ("retries", 0 <= self.retries <= 10, "must be between 0 and 10"),
+            ("threads", self.threads is None or 1 <= self.threads <= 256, "must be between 1 and 256"),
+            ("language", self.language in ("svg", "python"), "must be svg or python"),
+            ("feedback", self.feedback in ("critic", "plain"), "must be critic or plain"),
+            ("candidates", 1 <= self.candidates <= 16, "must be between 1 and 16"),
+            ("speculation", self.speculation in ("off", "ngram-mod", "ngram-simple"),
+             "must be off, ngram-mod or ngram-simple"),
+            ("parallel", self.parallel >= 1, "must be at least 1"),
+            ("size", 32 <= self.size <= 2048, "must be between 32 and 2048 pixels"),
+            ("n_distractors", 1 <= self.n_distractors <= 20, "must be between 1 and 20"),
+        ]
+        for name, ok, rule in rules:
+            if not ok:
+                raise ValueError(f"{self.describe(name)} {rule}, not {getattr(self, name)!r}")
+
+    @classmethod
+    def describe(cls, name: str) -> str:
+        """How a user sets it: '--min-delta', or '--request-timeout (DRAWLOOP_TIMEOUT)'."""
+        option = f"setting {name}" if name in NO_FLAG else "--" + name.replace("_", "-")
+        return f"{option} ({cls.ENV[name]})" if name in cls.ENV else option
 
     def public(self) -> dict[str, Any]:
         """Settings as recorded in run.json: everything but the secret."""
@@ -105,10 +126,12 @@ class Settings:
         return data
 
 
-def _coerce(raw: str, kind: Any) -> Any:
+def _coerce(raw: str, kind: Any, var: str) -> Any:
     kind = str(kind)
-    if "int" in kind:
-        return int(raw)
-    if "float" in kind:
-        return float(raw)
-    return raw
+    number = int if "int" in kind else float if "float" in kind else None
+    if number is None:
+        return raw
+    try:
+        return number(raw)
+    except ValueError:
+        raise ValueError(f"{var}={raw!r} is not {'a whole number' if number is int else 'a number'}") from None

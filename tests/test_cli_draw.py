@@ -41,7 +41,7 @@ def test_unreachable_base_url_is_a_clear_error(tmp_path):
 def test_bad_option_values_are_clear_errors(fake_server, tmp_path):
     result = invoke("draw", "a cat", "--model", "openai:x", "--base-url", fake_server, "--max-iters", "0",
                     "--out", str(tmp_path))
-    assert result.exit_code == 2 and "max_iters must be at least 1" in result.output
+    assert result.exit_code == 2 and "--max-iters must be at least 1" in result.output
     result = invoke("draw", "a cat", "--model", "openai:x", "--base-url", fake_server, "--weights", "llm",
                     "--out", str(tmp_path))
     assert result.exit_code == 2 and "name=number" in result.output
@@ -188,3 +188,64 @@ def test_ctrl_c_stops_a_draw_blocked_on_the_model_at_once_and_says_how_to_resume
     run_dir = next(tmp_path.iterdir())
     assert process.returncode == 130, output
     assert "interrupted" in output and f"drawloop draw --resume {run_dir}" in " ".join(output.split())
+
+
+@pytest.mark.parametrize("args, env, says", [
+    (["--language", "ruby"], {}, "--language must be svg or python, not 'ruby'"),
+    (["--min-delta", "nan"], {}, "--min-delta must be a number >= 0, not nan"),
+    (["--temperature", "-7"], {}, "--temperature must be in [0, 2]"),
+    ([], {"DRAWLOOP_TIMEOUT": "-1"}, "DRAWLOOP_TIMEOUT"),
+    ([], {"DRAWLOOP_THREADS": "lots"}, "DRAWLOOP_THREADS='lots' is not a whole number"),
+])
+def test_bad_settings_name_the_option_or_variable(fake_server, tmp_path, monkeypatch, args, env, says):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    result = invoke("draw", "a cat", "--model", "openai:x", "--base-url", fake_server, "--out", str(tmp_path), *args)
+    assert result.exit_code == 2 and says in result.output and "Traceback" not in result.output
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("concept", ["\u200b\u200d", "\x01\x02", "\u202e\u2066"])
+def test_concepts_of_invisible_characters_are_refused(concept):
+    result = invoke("draw", concept, "--model", "openai:x", "--base-url", "http://127.0.0.1:9/v1")
+    assert result.exit_code == 2 and "no visible characters" in result.output
+
+
+def test_resume_of_a_run_json_with_an_unknown_setting_says_so(fake_server, tmp_path):
+    FakeOpenAI.concept = "a red apple"
+    result = invoke("draw", "a red apple", "--model", "openai:fake", "--base-url", fake_server, "--max-iters", "1",
+                    "--out", str(tmp_path), "--json")
+    run_dir = Path(json.loads(result.output)["run_dir"])
+    meta = json.loads((run_dir / "run.json").read_text())
+    meta["settings"]["brushes"] = 3
+    (run_dir / "run.json").write_text(json.dumps(meta))
+    result = invoke("draw", "--resume", str(run_dir))
+    assert result.exit_code == 2 and "unknown setting(s) brushes" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_model_that_never_draws_exits_non_zero_and_says_why(fake_server, tmp_path):
+    FakeOpenAI.answers = [(200, "I am sorry, I cannot draw.")] * 20
+    result = invoke("draw", "a cat", "--model", "openai:fake", "--base-url", fake_server, "--max-iters", "2",
+                    "--patience", "1", "--out", str(tmp_path), "--json")
+    assert result.exit_code == 1
+    assert "no drawing of 'a cat'" in result.output and "contained no <svg> element" in result.output
+
+
+def test_an_out_that_is_a_file_is_a_clear_error(fake_server, tmp_path):
+    target = tmp_path / "runs.txt"
+    target.write_text("not a folder")
+    result = invoke("draw", "a cat", "--model", "openai:x", "--base-url", fake_server, "--out", str(target))
+    assert result.exit_code == 2 and "is a file, not a folder" in result.output and "Traceback" not in result.output
+
+
+def test_storage_errors_read_as_what_they_are():
+    import errno
+    import sqlite3
+
+    from drawloop.commands import storage_error
+
+    assert "disk is full" in storage_error(OSError(errno.ENOSPC, "No space left on device", "/x/run.json"))
+    assert "disk is full" in storage_error(sqlite3.OperationalError("cannot rollback - no transaction is active"))
+    assert "Read-only file system" in storage_error(OSError(errno.EROFS, "Read-only file system", "/x"))
+    assert storage_error(ValueError("other")) is None

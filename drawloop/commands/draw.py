@@ -18,7 +18,7 @@ import typer
 
 from drawloop.commands.interrupt import StopOnCtrlC
 from drawloop.config import Settings
-from drawloop.commands import console, err_console
+from drawloop.commands import console, err_console, storage_error, writable_folder
 
 DEMO_CONCEPTS = ("a red circle", "a bicycle", "a row of bicycles")
 DEFAULT_CANDIDATES = Settings.candidates
@@ -128,13 +128,20 @@ def register(app: typer.Typer) -> None:
                 from drawloop.api import validate_concept
 
                 concept = validate_concept(concept)
+                writable_folder(out)
                 with open_model(settings) as models:
                     result = _draw_one(concept, settings, models, as_json)
         except _known_errors() as exc:
             err_console.print(f"[red]error:[/] {exc}")
             raise typer.Exit(2)
+        except Exception as exc:
+            if storage_error(exc) is None:
+                raise
+            err_console.print(f"[red]error:[/] {storage_error(exc)}")
+            raise typer.Exit(2)
         if as_json:
             print(json.dumps(result.to_dict(), indent=2))
+        _fail_without_a_drawing([result])
 
     @app.command("demo")
     def demo_command(
@@ -151,6 +158,7 @@ def register(app: typer.Typer) -> None:
         try:
             settings = _settings(model=model, max_iters=max_iters, patience=patience, candidates=candidates,
                                  runs_dir=str(out), seed=0, speculation=speculation)
+            writable_folder(out)
             with open_model(settings) as models:
                 console.print(f"[bold]drawloop demo[/] · model {models.label} · "
                               f"{len(DEMO_CONCEPTS)} concepts, up to {max_iters} rounds of {candidates} "
@@ -165,6 +173,20 @@ def register(app: typer.Typer) -> None:
             where = f"round {best.get('round', 0)}, candidate {best.get('candidate', 0)}"
             kept = "a later candidate replaced the first draft" if result.best_index else "the first draft stayed best"
             console.print(f"  {result.run_dir / 'contact_sheet.png'}   best {result.best_score:.2f} ({where}: {kept})")
+        _fail_without_a_drawing(results)
+
+
+def _fail_without_a_drawing(results) -> None:
+    """Exit 1 when a concept got no drawing at all (the model never answered, or only with
+    garbage): scripts and CI must not read that as success. The run directory keeps every error."""
+    empty = [r for r in results if not any(a.get("image") for a in r.attempts)]
+    for result in empty:
+        errors = [a.get("draw_error") or a.get("render_error") for a in result.attempts]
+        reason = next((e for e in reversed(errors) if e), "no attempt was made")
+        err_console.print(f"[red]error:[/] no drawing of {result.concept!r}: ", end="")
+        err_console.print(f"{reason} (see {result.run_dir})", markup=False)
+    if empty:
+        raise typer.Exit(1)
 
 
 def _draw_resume(resume: Path, as_json: bool):
@@ -174,6 +196,9 @@ def _draw_resume(resume: Path, as_json: bool):
 
     run = Run.open(resume)
     saved = {k: v for k, v in run.meta["settings"].items() if k != "api_key"}
-    run_settings = Settings.from_env(**{**saved, "runs_dir": str(resume.parent)})
+    try:
+        run_settings = Settings.from_env(**{**saved, "runs_dir": str(resume.parent)})
+    except ValueError as exc:
+        raise UserError(f"{resume / 'run.json'} cannot be resumed by this drawloop: {exc}") from None
     with open_model(run_settings) as models:
         return _draw_one(None, run_settings, models, as_json, resume=resume)
