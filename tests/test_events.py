@@ -93,3 +93,16 @@ def test_traced_nodes_emit_start_and_end_with_the_verdict(tmp_path):
 def test_node_event_labels_the_current_iteration():
     event = node_event("x", "start", {"attempts": [1, 2, 3]}, {"configurable": {"thread_id": "a"}})
     assert (event.iteration, event.thread, event.run) == (3, "a", "")
+
+
+def test_text_in_events_cannot_drive_the_terminal(tmp_path):
+    from drawloop.trace.events import TraceEvent, load_events
+
+    hostile = "boom\x1b[2J\x1b]0;pwned\x07\rfake ok"
+    line = json.dumps({"node": "render", "phase": "end", "error": hostile, "message": hostile,
+                       "notes": [hostile], "recognition": {"label": hostile}})
+    (tmp_path / "trace.jsonl").write_text(line + "\n")
+    event = load_events(tmp_path / "trace.jsonl")[0]
+    for text in (event.error, event.message, event.notes[0], event.recognition["label"]):
+        assert text == "boomfake ok"
+    assert "\x1b" not in TraceEvent(node="draw", phase="end", error=hostile).to_json()

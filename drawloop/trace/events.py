@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterator
 from langchain_core.runnables import RunnableConfig
 
 from drawloop.state import merge_candidates
+from drawloop.text import clean_text
 
 SCHEMA_VERSION = 1
 
@@ -56,6 +57,18 @@ class TraceEvent:
     candidate: int | None = None     # the candidate's slot in its round
     notes: list[str] | None = None   # the critic's notes: scorers that abstained or were down-weighted
     v: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        # Text in an event can come from untrusted places (a drawing's error message, a model's
+        # feedback, a trace file someone sent): none of it may drive the terminal it is shown on.
+        for name in ("node", "phase", "run", "thread", "error", "artifact", "message"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                setattr(self, name, clean_text(value))
+        if self.notes:
+            self.notes = [clean_text(str(note)) for note in self.notes]
+        if isinstance(self.recognition, dict):
+            self.recognition = {k: clean_text(v) if isinstance(v, str) else v for k, v in self.recognition.items()}
 
     def to_json(self) -> str:
         return json.dumps({k: v for k, v in asdict(self).items() if v is not None}, ensure_ascii=False)
