@@ -22,6 +22,7 @@ from drawloop.config import Settings
 from drawloop.graphs.refine import build_refine_graph
 from drawloop.graphs.stopping import StopRule
 from drawloop.llm import ModelHandle, open_model
+from drawloop.graphs.thread import run_thread
 from drawloop.runs import Run
 from drawloop.state import Attempt, attempt_score
 from drawloop.trace.events import TraceEvent, TraceWriter
@@ -170,20 +171,14 @@ def _run(run: Run | None, concept: str, settings: Settings, models: ModelHandle,
         graph = build_refine_graph(**agents, stop_rule=_stop_rule(settings), store=run.store, size=settings.size,
                                    language=settings.language, n_distractors=settings.n_distractors,
                                    review_nodes=review_nodes, checkpointer=saver, context=context)
-        snapshot = graph.get_state(config)
-        # `snapshot.tasks`, not `snapshot.next`: a run killed right after decide's writes were
-        # saved (before the checkpoint that plans the next step) has next == () but still a task.
-        started = bool(snapshot.values or snapshot.tasks)
-        if not started or snapshot.tasks:
-            first_input = None if started else {"concept": concept, "language": settings.language,
-                                                "attempts": []}
-            # "sync": each step's checkpoint is on disk before the next step starts (no finished node lost)
-            for chunk in graph.stream(first_input, config, stream_mode="custom", durability="sync"):
-                event = TraceEvent.from_dict(chunk)
-                writer.write(event)
-                if on_event:
-                    on_event(event)
-        state = graph.get_state(config).values
+        def record(chunk: dict) -> None:
+            event = TraceEvent.from_dict(chunk)
+            writer.write(event)
+            if on_event:
+                on_event(event)
+
+        first_input = {"concept": concept, "language": settings.language, "attempts": []}
+        state = run_thread(graph, config, first_input, on_event=record).state
     result = DrawResult(concept=concept, run_dir=run.dir, attempts=list(state.get("attempts") or []),
                         best_index=state.get("best"), stop_reason=state.get("stop_reason"),
                         model=run.meta.get("model", models.label), seconds=time.perf_counter() - start,

@@ -386,3 +386,26 @@ def test_with_several_candidates_the_curves_follow_each_rounds_top_candidate():
     assert [a["iteration"] for a in winners] == [1, 2, 5] and best == 1
     single = [{"iteration": i, "round": i, "candidate": 0} for i in range(3)]
     assert round_winners({"attempts": single, "rounds": [{"winner": i} for i in range(3)], "best": 2}) == (single, 2)
+
+
+def test_a_thread_killed_right_after_decide_is_resumed_not_recorded_as_finished(tmp_path, items):
+    """decide's writes saved, the checkpoint that plans the next step not: the check-up must finish
+    that loop (run_thread, shared with draw and the batch), not record a one-drawing thread."""
+    import sqlite3
+
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    make_checkup(tmp_path / "c", items, samples=1).run()
+    thread = "critic:cat:s0"
+    with sqlite3.connect(tmp_path / "c" / "checkpoints.sqlite", check_same_thread=False) as conn:
+        history = list(reversed(list(SqliteSaver(conn).list({"configurable": {"thread_id": thread}}))))
+        cut = next(c for c in history if "branch:to:decide" in c.checkpoint["channel_values"])
+        cut_id = cut.config["configurable"]["checkpoint_id"]
+        for table in ("checkpoints", "writes"):
+            conn.execute(f"DELETE FROM {table} WHERE thread_id = ? AND checkpoint_id > ?", (thread, cut_id))
+    again = make_checkup(tmp_path / "c", items, samples=1)
+    results = again.run()
+    threads = {t["thread"]: t for t in results["threads"]}
+    assert again.computed["threads"] == 1        # that loop only; its plain twin keeps its drawings
+    assert len(threads[thread]["attempts"]) == 3 and threads[thread]["stop_reason"] == "max_iters"
+    assert again.agents["plain_drawer"].calls == []

@@ -55,6 +55,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Iterator, Protocol, TypeVar
 
+from drawloop.graphs.thread import run_thread
 from drawloop.state import DrawState
 from drawloop.trace.events import TraceEvent
 
@@ -258,21 +259,13 @@ class ThreadWorker:
         start = time.perf_counter()
         graph = self.graphs.graph(job.temperature)
         config = {"configurable": {"thread_id": job.thread_id, "run_id": self.run_id, "seed": job.thread_seed}}
-        snapshot = graph.get_state(config)
-        resumed = bool(snapshot.values or snapshot.tasks)
-        # Not `snapshot.next`: that leaves out tasks whose writes were saved before the kill, so a
-        # thread killed right after `decide` (next step not yet planned) would look finished.
-        if not resumed or snapshot.tasks:
-            first = None if resumed else {"concept": job.concept, "language": self.language, "attempts": []}
-            for chunk in graph.stream(first, config, stream_mode="custom", durability="sync"):
-                if self.on_event:
-                    self.on_event(TraceEvent.from_dict(chunk))
-            snapshot = graph.get_state(config)
-        state = dict(snapshot.values)
-        error = drawing_error(state)
-        if error is None and (snapshot.tasks or not state.get("stop_reason")):
+        first = {"concept": job.concept, "language": self.language, "attempts": []}
+        emit = (lambda chunk: self.on_event(TraceEvent.from_dict(chunk))) if self.on_event else None
+        outcome = run_thread(graph, config, first, on_event=emit)
+        error = drawing_error(outcome.state)
+        if error is None and not outcome.finished:
             error = "the thread stopped before its loop decided to stop"  # never commit half a thread
-        return ThreadOutcome(job, state, error, resumed, time.perf_counter() - start)
+        return ThreadOutcome(job, outcome.state, error, outcome.resumed, time.perf_counter() - start)
 
     def forget(self, job: ThreadJob) -> None:
         """Drop a committed or failed thread's checkpoints: the manifest holds what matters."""

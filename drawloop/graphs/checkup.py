@@ -62,6 +62,7 @@ from drawloop.agents.recognizer import make_choices
 from drawloop.concepts import LEVELS, Concept, load_concepts, slugify
 from drawloop.graphs.refine import build_refine_graph, default_distractors
 from drawloop.graphs.stopping import StopRule
+from drawloop.graphs.thread import run_thread, thread_finished
 from drawloop.runs import ArtifactStore
 from drawloop.state import Attempt, Drawing, attempt_score
 from drawloop.trace.events import TraceEvent, TraceWriter
@@ -363,25 +364,18 @@ class Checkup:
 
     def _thread(self, graph, spec: ThreadSpec, first_input: dict, redo: bool = False) -> tuple[dict, bool]:
         """Run (or resume, or just read) one thread; a finished thread is never recomputed, unless
-        `redo`, or `retry_failed` and the model could not be reached in it. Returns (state, recomputed)."""
+        `redo`, or `retry_failed` and the model could not be reached in it. Returns (state, started
+        afresh): a thread resumed after a kill keeps its first draft, one started afresh has a new one."""
         config = {"configurable": {"thread_id": spec.thread_id, "run_id": self.dir.name,
                                    "seed": self.plan.seed + SAMPLE_SEED_STRIDE * spec.sample}}
         snapshot = graph.get_state(config)
-        # Not `not snapshot.next`: a thread killed right after decide's writes were saved has next == ()
-        # but a task still to run; finished means no task left and a stop reason recorded.
-        finished = bool(snapshot.values) and not snapshot.tasks and bool(snapshot.values.get("stop_reason"))
-        stale = redo or (finished and self.plan.retry_failed and unreachable(snapshot.values))
-        if stale and snapshot.values:
-            graph.checkpointer.delete_thread(spec.thread_id)
-            snapshot, finished = graph.get_state(config), False
-        if not finished:
-            for chunk in graph.stream(None if snapshot.values else first_input, config, stream_mode="custom",
-                                     durability="sync"):
-                self._write_event(chunk)
+        stale = redo or (thread_finished(snapshot) and self.plan.retry_failed and unreachable(snapshot.values))
+        outcome = run_thread(graph, config, first_input, on_event=self._write_event, redo=stale)
+        if outcome.computed:
             with self._lock:
                 self.computed["threads"] += 1
         self._progress(spec.thread_id)
-        return graph.get_state(config).values, not finished
+        return outcome.state, outcome.computed and not outcome.resumed   # started afresh: a new first draft
 
     def _unit(self, graphs: dict, concept: str, level: str, sample: int) -> dict[str, dict]:
         """One concept and sample: the critic loop, then the plain loop from the same first draft."""
