@@ -208,7 +208,8 @@ def _rewrite_color(match: re.Match) -> str:
             return match.group(0)
         alpha = _fraction(parts[3], 1.0) if len(parts) == 4 else 1.0
         if function.startswith("hsl"):
-            hue = re.fullmatch(r"([-+0-9.e]+)([a-z]*)", parts[0].lower())
+            # possessive: the two classes share "e", so "eee...%" retried every split (quadratic)
+            hue = re.fullmatch(r"([-+0-9.e]++)([a-z]*+)", parts[0].lower())
             h = float(hue.group(1)) * _HUE_UNITS[hue.group(2)] % 360 / 360
             r, g, b = colorsys.hls_to_rgb(h, _fraction(parts[2], 100.0), _fraction(parts[1], 100.0))
             rgb = [round(c * 255) for c in (r, g, b)]
