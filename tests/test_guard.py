@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 
 import pytest
 from PIL import Image
@@ -158,3 +159,151 @@ def test_shared_targets_are_counted_once_per_use_not_exponentially_in_time():
 
 def test_non_text_input_is_refused():
     assert "must be text" in check_svg(b"<svg/>").reason
+
+
+# --- linear time on any input ----------------------------------------------------------------------
+
+MB = 1 << 20
+ROOMY = GuardLimits(max_bytes=4 * MB, max_elements=1_000_000, max_depth=100_000)
+
+
+def _one_mb(unit: str, head: str = HEAD, tail: str = "</svg>") -> str:
+    return head + unit * ((MB - len(head) - len(tail)) // len(unit)) + tail
+
+
+WORST_CASES = {  # each took minutes (or forever) before the guard's regexes became scanners
+    "leading comments": _one_mb("<!---->", head="", tail=HEAD + "</svg>"),
+    "leading comments, then a DOCTYPE": _one_mb("<!-- x -->", head="", tail="<!DOCTYPE svg>" + HEAD + "</svg>"),
+    "url( in an attribute": _one_mb("url(", head=HEAD + '<rect fill="', tail='"/></svg>'),
+    "url( in <style>": _one_mb("url(", head=HEAD + "<style>", tail="</style></svg>"),
+    "/* in a style attribute": _one_mb("/* ", head=HEAD + '<rect style="', tail='"/></svg>'),
+    "/* in <style>": _one_mb("/* ", head=HEAD + "<style>", tail="</style></svg>"),
+    "dropped elements with text after them": _one_mb("<b/>x", head=HEAD + "<text>", tail="</text></svg>"),
+    "entity references without ;": _one_mb("&a", head='<!DOCTYPE svg [<!ENTITY a "b">]>' + HEAD + "<!--",
+                                           tail="--></svg>"),
+    "a digit run in the root width": _one_mb("1", head='<svg xmlns="http://www.w3.org/2000/svg" width="',
+                                             tail='x"/>'),
+    "a space run in the root width": _one_mb(" ", head='<svg xmlns="http://www.w3.org/2000/svg" width="1',
+                                             tail='x"/>'),
+    "marker-mid on a path of a million numbers": _one_mb(
+        "1 ", head=HEAD + '<marker id="m"><rect/></marker><path marker-mid="url(#m)" d="M', tail='"/></svg>'),
+}
+
+
+def _seconds(code: str) -> float:
+    started = time.perf_counter()
+    check_svg(code, ROOMY, canvas=256)
+    return time.perf_counter() - started
+
+
+@pytest.fixture(scope="module")
+def benign_seconds() -> float:
+    """A benign 1 MB drawing (about 18,000 shapes, each referencing a gradient), best of three."""
+    benign = _one_mb('<rect x="1" y="2" width="3" height="4" fill="url(#g)"/>',
+                     head=HEAD + '<linearGradient id="g"/>')
+    assert check_svg(benign, ROOMY).ok
+    return min(_seconds(benign) for _ in range(3))
+
+
+@pytest.mark.parametrize("case", sorted(WORST_CASES))
+def test_the_guard_is_linear_on_1mb_worst_cases(case, benign_seconds):
+    """Compared with the benign 1 MB drawing checked on the same machine in the same run, so the
+    bound holds on a slow or busy one: 20x is slack for linear work, and far below what these
+    cases took before (minutes, or forever for the comments); 5 s is generous anywhere."""
+    worst = min(_seconds(WORST_CASES[case]) for _ in range(2))
+    assert worst < 5 and worst < 20 * benign_seconds + 0.05, (case, worst, benign_seconds)
+
+
+def test_doctype_scanner_keeps_the_verdicts_of_the_regex():
+    comments = "<!-- a --><!-- b -->" * 30  # 60 comments: exponential for the old regex
+    plain = '<?xml version="1.0"?>' + comments + '<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "x.dtd">'
+    checked = check_svg(plain + '<svg xmlns="http://www.w3.org/2000/svg"/>')
+    assert checked.ok and checked.warnings == ["ignored the <!DOCTYPE> (DTDs are never loaded)"]
+    entity = comments + '<!DOCTYPE svg [ <!-- c --> <!ENTITY w "5"> ]><svg xmlns="http://www.w3.org/2000/svg">'
+    assert 'width="5"' in check_svg(entity + '<rect width="&w;"/></svg>').svg
+    for refused in ('<!DOCTYPE svg [<!ENTITY % p SYSTEM "x">]>', '<!DOCTYPE svg SYSTEM "a" [<!ELEMENT x ANY>]>',
+                    "<!-- unclosed <!DOCTYPE svg>", '<!DOCTYPEsvg>', '<!DOCTYPE svg PUBLIC "a" [<!ENTITY w "5">'):
+        assert not check_svg(refused + '<svg xmlns="http://www.w3.org/2000/svg"/>').ok, refused
+
+
+# --- CSS wherever it appears -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("css, reason", [
+    ("rect{fill:red}<g/>@import url(http://x.invalid/s.css);", "@import in <style>"),
+    ("<g>@import 'x.css';</g>", "@import in <style>"),
+    ("<desc/>rect{fill:url(http://x.invalid/p#a)}", "url(http://x.invalid/p#a) in <style>"),
+])
+def test_css_after_or_inside_a_child_of_style_is_checked(css, reason):
+    checked = check_svg(svg(f"<style>{css}</style>"))
+    assert not checked.ok and reason in checked.reason
+
+
+def test_style_is_flattened_to_the_checked_text_without_comments():
+    checked = check_svg(svg('<style>/* x */rect{fill:red}<g/> circle{fill:url(#g)}</style><linearGradient id="g"/>'))
+    assert checked.ok and "dropped the elements inside <style> (it holds only CSS text)" in checked.warnings
+    assert "<style> rect{fill:red} circle{fill:url(#g)}</style>" in checked.svg
+    # "/*" in a CSS string is no comment to tinycss2: the @import was hidden from the check, not
+    # from cairosvg. Now the engines get the text as checked, comment (as the guard read it) removed.
+    quoted = check_svg(svg('<style>a{fill:"/*"} @import "x.css"; b{fill:"*/"}</style>'))
+    assert quoted.ok and '<style>a{fill:" "}</style>' in quoted.svg and "@import" not in quoted.svg
+
+
+@pytest.mark.parametrize("code, reason", [
+    (svg('<image width="9" height="9" style="href: data:image/svg+xml,x"/>'), "CSS property 'href'"),
+    (svg('<image width="9" height="9" style="fill:red;HREF : url(#a)"/>'), "CSS property 'HREF'"),
+    (svg("<style>image { href: url(data:image/svg+xml;base64,PHN2Zy8+) }</style>"), "CSS property 'href' in <style>"),
+    (svg("<style>use{fill:red}@media all{x{}}href:url(#a)</style>"), "CSS property 'href'"),
+    (svg('<style>#a{id: b}</style><g id="a"/>'), "CSS property 'id' in <style>"),
+    (svg('<rect fill="image(x.png)"/>'), "CSS image functions"),
+    (svg('<rect filter="\\75rl(x)"/>'), "CSS escapes"),
+])
+def test_css_may_not_set_href_or_id_or_hide_urls_in_presentation_attributes(code, reason):
+    checked = check_svg(code)
+    assert not checked.ok and reason in checked.reason
+
+
+def test_css_mentioning_href_in_selectors_or_values_passes():
+    checked = check_svg(svg('<style>a[href]:hover{fill:red} .grid:hover, #id:hover{stroke:blue}</style>'))
+    assert checked.ok, checked.reason
+
+
+# --- markers multiply drawing work -----------------------------------------------------------------
+
+def _marker(elements: int) -> str:
+    return '<marker id="m">' + '<rect width="1" height="1"/>' * elements + "</marker>"
+
+
+def _path(vertices: int, attributes: str = 'marker-mid="url(#m)"') -> str:
+    return f'<path {attributes} d="M0 0' + " L1 1" * vertices + '"/>'
+
+
+@pytest.mark.parametrize("body", [
+    _marker(100) + _path(2000),
+    _marker(100) + _path(2000, 'style="marker-mid: url(#m)"'),
+    _marker(100) + _path(2000, 'marker="url(#m)"'),
+    _marker(100) + '<g marker-mid="url(#m)">' + _path(2000, "") + "</g>",            # inherited
+    _marker(100) + "<style>.a{marker-mid:url(#m)}</style>" + _path(2000, 'class="a"'),
+    _marker(100) + '<defs>' + _path(30, 'id="p"') + '</defs>' + '<use href="#p" marker-mid="url(#m)"/>' * 50,
+    _marker(100) + '<polyline marker-mid="url(#m)" points="' + "1,1 " * 2000 + '"/>',
+])
+def test_markers_count_once_per_vertex_towards_the_expansion_cap(body):
+    checked = check_svg(svg(body))
+    assert not checked.ok and "expand to more than 100000 elements" in checked.reason
+
+
+def test_ordinary_markers_pass():
+    arrow = '<marker id="a" viewBox="0 0 10 10" refX="5" refY="5"><path d="M0 0L10 5L0 10z"/></marker>'
+    for body in ('<line x2="50" y2="50" stroke="black" marker-end="url(#a)"/>',
+                 '<path d="M0 0 L10 10 L20 0" marker-mid="url(#a)" style="marker-start:url(#a)"/>',
+                 '<style>.x{marker-end:url(#a)}</style><line class="x" x2="50" y2="50"/>',
+                 '<g marker-end="url(#a)"><path d="M0 0 L9 9"/><line x2="5" y2="5"/></g>',
+                 _path(500, 'marker-mid="url(#a)"'),   # 500 vertices x a 2-element marker
+                 '<g marker-mid="url(#a)"><path marker-mid="none" d="M0 0' + " L1 1" * 40000 + '"/></g>'):
+        checked = check_svg(svg(arrow + body))
+        assert checked.ok, (body[:80], checked.reason)
+
+
+def test_a_marker_that_draws_itself_is_a_cycle():
+    reason = check_svg(svg('<marker id="m"><path d="M0 0L1 1" marker-end="url(#m)"/></marker>'
+                           '<path d="M0 0L5 5" marker-end="url(#m)"/>')).reason
+    assert "references form a cycle: #m -> #m" in reason
