@@ -3,6 +3,7 @@ and the Python sandbox's cost per drawing on a warm server.
 
     .venv/bin/python bench/render.py            # prints the figures, writes bench/results/render.json
     .venv/bin/python bench/render.py --quick    # fewer rounds (a smoke run)
+    .venv/bin/python bench/render.py --guard    # only the guard's time on 1 MB worst-case inputs
 
 Targets (issue 3): guarded+isolated >= 0.85x the raw engine at 256x256 on one core; render_many on
 2 cores >= 1.8x one worker; Python sandbox overhead <= 40 ms per drawing. The machine is shared, so
@@ -126,6 +127,55 @@ def guard_cost(codes: list[str]) -> float:
     return (time.perf_counter() - started) / len(codes) * 1000
 
 
+MB = 1 << 20
+GUARD_HEAD = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100">'
+
+
+def _one_mb(unit: str, head: str = GUARD_HEAD, tail: str = "</svg>") -> str:
+    return head + unit * ((MB - len(head) - len(tail)) // len(unit)) + tail
+
+
+def guard_worst_cases() -> dict:
+    """Guard time on 1 MB inputs shaped like the red team's worst cases (exponential in leading
+    comments; quadratic in runs of `url(`, `/*`, dropped elements; markers on a huge path), next to a
+    benign 1 MB drawing; best of 3. Linear time means each stays within a small factor of benign.
+    The size cap (256 KB) is lifted here so the scanners, not the cap, meet the input."""
+    from drawloop.renderers.guard import GuardLimits, check_svg
+
+    limits = GuardLimits(max_bytes=4 * MB, max_elements=1_000_000, max_depth=100_000)
+    cases = {
+        "benign: 18k shapes with url(#g)": _one_mb('<rect x="1" y="2" width="3" height="4" fill="url(#g)"/>',
+                                                   head=GUARD_HEAD + '<linearGradient id="g"/>'),
+        "leading comments": _one_mb("<!---->", head="", tail=GUARD_HEAD + "</svg>"),
+        "leading comments, then a DOCTYPE": _one_mb("<!-- x -->", head="",
+                                                    tail="<!DOCTYPE svg>" + GUARD_HEAD + "</svg>"),
+        "url( in an attribute": _one_mb("url(", head=GUARD_HEAD + '<rect fill="', tail='"/></svg>'),
+        "url( in <style>": _one_mb("url(", head=GUARD_HEAD + "<style>", tail="</style></svg>"),
+        "/* in a style attribute": _one_mb("/* ", head=GUARD_HEAD + '<rect style="', tail='"/></svg>'),
+        "/* in <style>": _one_mb("/* ", head=GUARD_HEAD + "<style>", tail="</style></svg>"),
+        "CSS after a child of <style>": _one_mb("a{fill:red}<g/>", head=GUARD_HEAD + "<style>", tail="</style></svg>"),
+        "dropped elements with text after them": _one_mb("<b/>x", head=GUARD_HEAD + "<text>", tail="</text></svg>"),
+        "entity references without ;": _one_mb("&a", head='<!DOCTYPE svg [<!ENTITY a "b">]>' + GUARD_HEAD + "<!--",
+                                               tail="--></svg>"),
+        "a space run in the root width": _one_mb(" ", head='<svg xmlns="http://www.w3.org/2000/svg" width="1',
+                                                 tail='x"/>'),
+        "marker-mid on a path of 500k numbers": _one_mb(
+            "1 ", head=GUARD_HEAD + '<marker id="m"><rect/></marker><path marker-mid="url(#m)" d="M', tail='"/></svg>'),
+        "markers from <style> on 18k paths": _one_mb(
+            '<path d="M0 0 1 1 2 2"/>', head=GUARD_HEAD + '<style>path{marker-mid:url(#m)}</style><marker id="m"/>'),
+    }
+    figures = {}
+    for name, code in cases.items():
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            check_svg(code, limits, canvas=SIZE)
+            times.append(time.perf_counter() - started)
+        figures[name] = min(times) * 1000
+    benign = next(iter(figures.values()))
+    return {name: {"ms": ms, "vs_benign": ms / benign} for name, ms in figures.items()}
+
+
 # --- 2 cores ---------------------------------------------------------------------------------------
 
 def scaling(codes: list[str], rounds: int) -> dict:
@@ -214,7 +264,12 @@ def sandbox_overhead(rounds: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--guard", action="store_true", help="only the guard's time on 1 MB worst cases")
     args = parser.parse_args()
+    if args.guard:
+        for name, f in guard_worst_cases().items():
+            print(f"guard, 1 MB {name:40}: {f['ms']:8.1f} ms  ({f['vs_benign']:.2f}x benign)")
+        return
     rounds, count = (3, 20) if args.quick else (7, 40)
     codes = llm_like_drawings(count)
     cores = sorted(os.sched_getaffinity(0))
@@ -223,6 +278,7 @@ def main() -> None:
 
     os.sched_setaffinity(0, {cores[0]})  # one core: this process, its workers and resvg children
     report["guard_ms_per_drawing"] = guard_cost(codes)
+    report["guard_worst_cases_1mb"] = guard_worst_cases()
     report["one_core"] = one_core(codes, rounds)
     from drawloop.renderers.isolation import get_pool
 
