@@ -26,17 +26,20 @@ PROBES = {
 }
 
 
-def run_filtered(probes: dict[str, str]) -> dict[str, str]:
+def run_filtered(probes: dict[str, str], setup: str = "") -> dict[str, str]:
+    """Each probe's outcome in a child that ran `setup`, then installed the filter."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child installs the filter (irreversibly) and reports each probe's outcome
         os.close(read_end)
         outcome = {}
         try:
+            namespace = {"os": os}
+            exec(setup, namespace)
             seccomp.install_filter()
             for name, code in probes.items():
                 try:
-                    exec(code, {"os": os})
+                    exec(code, dict(namespace))
                     outcome[name] = "allowed"
                 except OSError as exc:
                     outcome[name] = os.strerror(exc.errno) if exc.errno else str(exc)
@@ -69,3 +72,31 @@ def test_the_program_checks_the_architecture_first_and_allows_by_default():
     assert program[-1] == (seccomp.RET, 0, 0, seccomp.ALLOW)
     assert (seccomp.JEQ, 0, 1, 1234) in program  # kill() only to ourselves
     assert len(program) < 4096
+
+
+# Run after the filter, on a pipe and a socket made before it: the kernel's own signal-delivery paths.
+SIGNAL_PATHS = {
+    "F_SETOWN": "fcntl.fcntl(pipe, fcntl.F_SETOWN, os.getppid())",
+    "F_SETOWN_EX": "fcntl.fcntl(pipe, 15, bytes(8))",
+    "F_SETSIG": "fcntl.fcntl(pipe, 10, 9)",
+    "F_SETLEASE": "fcntl.fcntl(pipe, 1024, fcntl.F_RDLCK)",
+    "F_NOTIFY": "fcntl.fcntl(pipe, 1026, 0)",
+    "FIOSETOWN": "fcntl.ioctl(sock, 0x8901, struct.pack('i', os.getppid()))",
+    "SIOCSPGRP": "fcntl.ioctl(sock, 0x8902, struct.pack('i', os.getppid()))",
+    "memfd_create": "os.memfd_create('hoard')",
+    "shmget": "ctypes.CDLL(None, use_errno=True).shmget(0, 1 << 20, 0o1600) >= 0 or oserror()",
+    "chmod": "os.chmod('.', 0o755)",
+    "F_GETFL": "fcntl.fcntl(pipe, fcntl.F_GETFL)",
+    "F_SETFL": "fcntl.fcntl(pipe, fcntl.F_SETFL, os.O_NONBLOCK)",
+    "FIONREAD": "fcntl.ioctl(pipe, 0x541B, bytes(4))",
+}
+
+
+def test_signal_delivery_paths_anonymous_memory_and_modes_are_denied():
+    setup = ("import ctypes, fcntl, socket, struct\npipe = os.pipe()[0]\npair = socket.socketpair()\nsock = pair[0].fileno()\n"
+             "def oserror():\n    raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))\n")
+    outcome = run_filtered(SIGNAL_PATHS, setup=setup)
+    denied = [name for name in SIGNAL_PATHS if not name.startswith(("F_GETFL", "F_SETFL", "FIONREAD"))]
+    assert {name: outcome[name] for name in denied} == dict.fromkeys(denied, "Operation not permitted")
+    assert {name: outcome[name] for name in ("F_GETFL", "F_SETFL", "FIONREAD")} == \
+        dict.fromkeys(("F_GETFL", "F_SETFL", "FIONREAD"), "allowed")

@@ -1,5 +1,7 @@
 """A small seccomp-BPF filter, installed with ctypes/prctl: no sockets, no new processes or
-programs, no ptrace, no signals to anyone but ourselves.
+programs, no ptrace, no signals to anyone but ourselves (neither sent, nor asked of the kernel via
+fcntl/ioctl owners), no memory outside the address space (memfd, SysV and POSIX IPC), no file
+modes or owners changed.
 
     from seccomp import install_filter        # standalone: the Python sandbox imports it by path
     install_filter()                          # this process, forever; children inherit it
@@ -39,6 +41,20 @@ DENIED = {
     "open_by_handle_at": 304, "name_to_handle_at": 303, "personality": 135, "init_module": 175,
     "finit_module": 313, "delete_module": 176, "kexec_load": 246, "kexec_file_load": 320, "reboot": 169,
     "swapon": 167, "swapoff": 168, "acct": 163, "quotactl": 179,
+    # memory that RLIMIT_AS does not count (anonymous files, SysV/POSIX IPC that outlives the job)
+    "memfd_create": 319, "memfd_secret": 447, "shmget": 29, "shmat": 30, "shmctl": 31, "shmdt": 67,
+    "semget": 64, "semop": 65, "semctl": 66, "semtimedop": 220, "msgget": 68, "msgsnd": 69, "msgrcv": 70,
+    "msgctl": 71, "mq_open": 240, "mq_unlink": 241, "mq_timedsend": 242, "mq_timedreceive": 243,
+    "mq_notify": 244, "mq_getsetattr": 245,
+    # modes and owners: the server locks what a job must not write with mode bits (same uid inside)
+    "chmod": 90, "fchmod": 91, "fchmodat": 268, "fchmodat2": 452, "chown": 92, "fchown": 93, "lchown": 94,
+    "fchownat": 260,
+}
+# (system call, its command argument's values to deny): the kernel sends signals to a file's owner
+# (F_SETOWN/F_SETSIG, FIOSETOWN, leases, dnotify) without the permission check kill() gets from us.
+DENIED_COMMANDS = {
+    72: (8, 10, 15, 1024, 1026),  # fcntl: F_SETOWN, F_SETSIG, F_SETOWN_EX, F_SETLEASE, F_NOTIFY
+    16: (0x8901, 0x8902),         # ioctl: FIOSETOWN, SIOCSPGRP
 }
 SIGNAL_SELF_ONLY = {"kill": 62, "tkill": 200, "tgkill": 234}  # first argument must be our own pid
 CLONE, CLONE3 = 56, 435
@@ -46,7 +62,7 @@ CLONE, CLONE3 = 56, 435
 # classic BPF opcodes and seccomp return values
 LD_ABS, JEQ, JGE, JSET, RET = 0x20, 0x15, 0x35, 0x45, 0x06
 ALLOW, KILL_PROCESS, ERRNO = 0x7FFF0000, 0x80000000, 0x00050000
-NR, ARCH, ARG0 = 0, 4, 16  # offsets in struct seccomp_data (ARG0: low 32 bits, little endian)
+NR, ARCH, ARG0, ARG1 = 0, 4, 16, 24  # offsets in struct seccomp_data (ARGn: low 32 bits, little endian)
 PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
 
 
@@ -61,6 +77,12 @@ def build_program(own_pid: int) -> list[tuple[int, int, int, int]]:
                (LD_ABS, 0, 0, NR), (JGE, 0, 1, X32_SYSCALL_BIT), (RET, 0, 0, KILL_PROCESS)]
     for number in sorted(DENIED.values()):
         program += [(JEQ, 0, 1, number), (RET, 0, 0, deny)]
+    for number, commands in DENIED_COMMANDS.items():
+        # if nr == number: load arg1 (both take an unsigned int command); deny the listed ones
+        block = [(LD_ABS, 0, 0, ARG1)]
+        for command in commands:
+            block += [(JEQ, 0, 1, command), (RET, 0, 0, deny)]
+        program += [(JEQ, 0, len(block) + 1, number)] + block + [(RET, 0, 0, allow)]
     for number in SIGNAL_SELF_ONLY.values():
         # if nr == number: load arg0; return allow if it is our pid, else deny
         program += [(JEQ, 0, 4, number), (LD_ABS, 0, 0, ARG0), (JEQ, 0, 1, own_pid),
