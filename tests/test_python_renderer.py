@@ -108,3 +108,66 @@ def test_the_lint_accepts_ordinary_drawing_code():
     for code in (MATPLOTLIB_DISC, PIL_BANNER, "import math, random, colorsys\nfrom matplotlib import patches\n"
                  "from PIL import ImageFilter\nif __name__ == '__main__':\n    pass\n"):
         assert lint_python(code) is None
+
+
+# --- the host trusts nothing from the sandbox ------------------------------------------------------
+
+def png_bytes(size: int, colour="red") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (size, size), colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def broken_pixels_png(size: int) -> bytes:
+    """Every chunk's CRC is right, but the compressed pixels are far too short."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack("!I", len(data)) + kind + data + struct.pack("!I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack("!IIBBBBB", size, size, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b""))
+
+
+def fake_sandbox(monkeypatch, outcome):
+    from drawloop.renderers import sandbox
+
+    def run_in_sandbox(code, size=256, timeout=10.0):
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+    monkeypatch.setattr(sandbox, "run_in_sandbox", run_in_sandbox)
+
+
+@pytest.mark.parametrize("png", [png_bytes(64) + b"\0" * (30 << 20), broken_pixels_png(64), png_bytes(32),
+                                 b"\x89PNG\r\n\x1a\n" + b"\0" * 100],
+                         ids=["trailing_junk", "broken_pixels", "wrong_size", "garbage"])
+def test_a_png_from_the_sandbox_must_decode_fully_within_its_size(monkeypatch, png):
+    fake_sandbox(monkeypatch, ({"ok": True, "error": None, "log": ""}, png))
+    result = render_python(PIL_BANNER, size=64)
+    assert not result.ok and ("no valid PNG" in result.error or "instead of 64x64" in result.error)
+
+
+def test_an_accepted_png_is_re_encoded_on_the_host(monkeypatch):
+    fake_sandbox(monkeypatch, ({"ok": True, "error": None, "log": ""}, png_bytes(64) + b"trailing junk"))
+    result = render_python(PIL_BANNER, size=64)
+    assert result.ok and b"trailing junk" not in result.png
+    assert Image.open(io.BytesIO(result.png)).size == (64, 64)
+
+
+@pytest.mark.parametrize("outcome", [MemoryError(), RuntimeError("surprise"), ({"ok": "yes", "log": 5}, b""),
+                                     ([], b""), ({"ok": False, "error": {"nested": []}, "log": None}, b"")])
+def test_render_never_raises_whatever_the_sandbox_does(monkeypatch, outcome):
+    fake_sandbox(monkeypatch, outcome)
+    result = render_python(PIL_BANNER, size=64)
+    assert not result.ok and isinstance(result.error, str) and result.error
+
+
+def test_code_size_is_capped_before_the_sandbox(monkeypatch):
+    from drawloop.renderers import python
+
+    fake_sandbox(monkeypatch, AssertionError("the sandbox was reached"))
+    huge = PIL_BANNER + "#" * (python.MAX_CODE_BYTES + 1)
+    for lint in (True, False):
+        result = render_python(huge, size=64, lint=lint)
+        assert not result.ok and "too long" in result.error
