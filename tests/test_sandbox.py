@@ -157,3 +157,78 @@ def test_an_interpreter_under_tmp_is_visible_inside_the_sandbox(tmp_path):
     write = command[:-3] + ["-I", "-c", f"open({str(tmp_path / 'pwned')!r}, 'w')"]
     denied = subprocess.run(write, capture_output=True, text=True, timeout=60)
     assert denied.returncode != 0 and "Permission denied" in denied.stderr
+
+
+# --- one job cannot break the next ----------------------------------------------------------------
+
+NEXT_JOB_ATTACKS = {
+    "fifo_log": "import os\nos.unlink('output.log')\nos.mkfifo('output.log')\n",
+    "dev_zero_log": "import os\nos.unlink('output.log')\nos.symlink('/dev/zero', 'output.log')\n",
+    "closed_result_pipe": "import os, time\nos.close(4)\ntime.sleep(60)\n",
+    "early_result_then_hang": "import os, time\nos.write(4, b'{\"ok\": false, \"error\": \"x\"}\\n' + bytes(9))\n"
+                              "os.close(4)\ntime.sleep(60)\n",
+    "nested_json_result": "import os\nos.write(4, b'[' * 200000 + b'\\n')\nos._exit(0)\n",
+    "deep_folders": "import os\nfor _ in range(1500):\n    os.mkdir('folder-with-a-longish-name')\n"
+                    "    os.chdir('folder-with-a-longish-name')\n",
+    "locked_folders": "import os\nos.makedirs('a/b/c')\nopen('a/b/c/f', 'w').close()\nos.umask(0o777)\n"
+                      "os.mkdir('a/b/c/d')\nfor path in ('a/b/c', 'a/b', 'a'):\n    try:\n"
+                      "        os.chmod(path, 0)\n    except OSError:\n        pass\n",
+    "fill_tmp": "import os\nfor name in ('/tmp/junk', '/tmp/.matplotlib/junk', '/tmp/jobs/junk', 'junk'):\n"
+                "    for index in range(4):\n        try:\n"
+                "            open(f'{name}{index}', 'wb').write(b'x' * (15 << 20))\n"
+                "        except OSError:\n            pass\n",
+    "dev_shm": "open('/dev/shm/junk', 'wb').write(b'x' * (15 << 20))\n",
+}
+# The innocent next job: a fresh empty folder, the whole of /tmp's space, nothing left by anyone else.
+VICTIM = ("import os\nassert os.listdir('.') == ['output.log'], os.listdir('.')\n"
+          "assert os.listdir('/tmp/jobs') == [os.path.basename(os.getcwd())], os.listdir('/tmp/jobs')\n"
+          "foreign = set(os.listdir('/tmp')) - {'jobs', '.matplotlib', '.cache'}\nassert not foreign, foreign\n"
+          "assert not os.path.exists('/dev/shm/junk')\n"
+          "for index in range(3):\n    open(f'space{index}', 'wb').write(b'x' * (14 << 20))\n" + DRAW)
+
+
+@pytest.mark.parametrize("attack", sorted(NEXT_JOB_ATTACKS))
+def test_a_job_cannot_hang_or_break_the_server_for_the_next_job(attack):
+    sandbox = Sandbox()
+    try:
+        started = time.monotonic()
+        header, _ = sandbox.run(NEXT_JOB_ATTACKS[attack], size=64, timeout=3)
+        assert time.monotonic() - started < 10, "the attack held the server past its own timeout"
+        started = time.monotonic()
+        header, png = sandbox.run(VICTIM, size=64, timeout=10)
+        assert header["ok"], header["error"]
+        assert time.monotonic() - started < 10
+    finally:
+        sandbox.stop()
+
+
+def test_the_next_job_cannot_read_the_previous_jobs_code_in_memory():
+    # the secret is A+B in the first job; the second carries A and B apart and looks for them joined
+    part_a, part_b = "c0ffee-secret-first-half-", "second-half-7e1d9"
+    first = f"SECRET = {part_a + part_b!r}\n# {'padding ' * 2000}\n" + DRAW
+    look = (f"import ctypes, os\nA, B = {part_a.encode()!r}, {part_b.encode()!r}\n"
+            "libc = ctypes.CDLL(None)\nlibc.sbrk.restype = ctypes.c_void_p\nlibc.sbrk.argtypes = [ctypes.c_long]\n"
+            "libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]\n"
+            "page = ctypes.create_string_buffer(1)\ntop = libc.sbrk(0) & ~4095\nbottom = top\n"
+            "while libc.mincore(bottom - 4096, 4096, page) == 0:  # ENOMEM where nothing is mapped\n"
+            "    bottom -= 4096\n"
+            "memory = ctypes.string_at(bottom, top - bottom)\nfound, at = 0, memory.find(A)\n"
+            "while at >= 0:\n    found += memory[at + len(A):at + len(A) + len(B)] == B\n"
+            "    at = memory.find(A, at + 1)\n"
+            "raise SystemError(f'found={found} scanned {(top - bottom) >> 20} MiB')\n")
+    sandbox = Sandbox()
+    try:
+        assert sandbox.run(first, size=64, timeout=10)[0]["ok"]
+        error = sandbox.run(look, size=64, timeout=10)[0]["error"]
+        assert "found=0 " in error and " 0 MiB" not in error, error
+    finally:
+        sandbox.stop()
+
+
+def test_dev_is_read_only_and_minimal():
+    code = ("import os\nnames = sorted(os.listdir('/dev'))\ntry:\n    open('/dev/x', 'w')\n    writable = True\n"
+            "except OSError:\n    writable = False\nopen('/dev/null', 'w').write('fine')\n"
+            "raise SystemError(f'writable={writable} names={names}')\n")
+    error = render_python(code, size=64, lint=False).error
+    assert "writable=False" in error, error
+    assert "'null'" in error and "'mem'" not in error and "'kmsg'" not in error

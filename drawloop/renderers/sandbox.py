@@ -7,16 +7,27 @@ What a job can see and do (bwrap + sandbox_server.py + seccomp.py):
 - namespaces: new user (uid/gid 65534, no capabilities), PID, IPC, UTS, network (no interfaces but
   a dead loopback), mount; no /proc;
 - files: /usr (and the /bin, /lib symlinks), the Python installation and the virtualenv, all
-  read-only; /dev minimal; /tmp a private 64 MiB tmpfs; the project, home and everything else
-  do not exist. Each job runs in its own /tmp/jobs/<dir>, removed afterwards;
-- per job: RLIMIT_AS (server size + memory_mb), CPU seconds, 16 MiB files, 64 open files, no core;
-  a seccomp filter (no sockets, processes, exec, ptrace, or signals to others); a wall timeout;
-- the job's stdout/stderr go to a log file, never to the reply channel (the host reads only JSON
-  headers and PNG bytes from the server: nothing from inside is ever unpickled).
+  read-only; /dev bwrap's minimal one (null, zero, urandom, ...), remounted read-only, so /dev/shm
+  holds nothing; /tmp a private 64 MiB tmpfs of which a job can write only its own fresh, empty
+  /tmp/jobs/<dir> (the rest is read-only by mode, and chmod is denied), removed afterwards however
+  deep or locked; the project, home and everything else do not exist;
+- memory: a job is forked from a zygote that never held another job's code or picture; RLIMIT_AS
+  (server size + memory_mb) and no memfd, SysV or POSIX IPC, so no memory outside that limit but
+  its share of the 64 MiB /tmp;
+- per job: CPU seconds, 16 MiB files, 64 open files, no core; a seccomp filter (no sockets,
+  processes, exec, ptrace, signals to others, fcntl/ioctl signal owners or leases, chmod/chown);
+  a wall timeout, after which (and after any result) the job is SIGKILLed;
+- the job's stdout/stderr go to a log file, never to the reply channel; the server reads at most
+  64 KiB of it, only if it is still a regular file, and parses the job's result as a fixed binary
+  header with capped lengths. The host reads only JSON headers (validated) and PNG bytes from the
+  server (renderers/python.py decodes and re-encodes every PNG): nothing is ever unpickled.
 
 One server runs one job at a time; `SandboxPool` keeps one server per core, started on demand and
-restarted if it dies. bwrap runs with --die-with-parent (started from one long-lived thread), and
-the server also exits when its stdin closes: a sandbox never outlives the process that started it.
+restarted if it dies. After each job the server says "ready" or, if anything was unexpected (the
+job's folder not removable, /tmp short of space, the zygote silent), "retire": the host then starts
+a fresh server before the next job, so no job can leave a broken server to the next. bwrap runs
+with --die-with-parent (started from one long-lived thread), and the server also exits when its
+stdin closes: a sandbox never outlives the process that started it.
 """
 
 from __future__ import annotations
@@ -41,6 +52,7 @@ FRAME = struct.Struct("!II")
 NOBODY = "65534"
 TMPFS_BYTES = 64 * 1024 * 1024
 STARTUP_TIMEOUT = 120.0           # the first start builds matplotlib's font cache
+READY_TIMEOUT = 30.0              # the server's clean-up after a job, before it says ready
 FALLBACK_SERVER_BYTES = 2 * 1024**3
 PASSED_ENVIRONMENT = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "LANG")
 
@@ -58,7 +70,8 @@ def bwrap_command(python: str = sys.executable) -> list[str]:
                "--die-with-parent", "--hostname", "sandbox",
                # The private /dev and /tmp first: binds below may live under /tmp (a checkout or venv
                # there) and must land on top of the tmpfs, not be hidden by it.
-               "--dev", "/dev", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp"]
+               # /dev read-only: its tmpfs (and /dev/shm in it) is not size-capped and outlives jobs.
+               "--dev", "/dev", "--remount-ro", "/dev", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp"]
     for path in ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
         if os.path.islink(path):
             command += ["--symlink", os.readlink(path), path]
@@ -109,19 +122,40 @@ class Sandbox:
         self.memory_mb, self.cpu_seconds = memory_mb, cpu_seconds
         self.process: subprocess.Popen | None = None
         self.address_space = 0
-        self.starts = 0
+        self.starts = self.retired = 0
 
     def run(self, code: str, size: int, timeout: float) -> tuple[dict, bytes]:
-        if self.process is None or self.process.poll() is not None:
-            self.start()
+        self._make_ready()
         request = {"size": size, "timeout": timeout}
         try:
             _send(self.process.stdin.fileno(), request, code.encode("utf-8", "replace"))
-            return _receive(self.process.stdout.fileno(), time.monotonic() + timeout + 15)
+            header, png = _receive(self.process.stdout.fileno(), time.monotonic() + timeout + 15)
+            return _job_header(header), png
         except (OSError, EOFError, TimeoutError, ValueError) as exc:
             self.stop()
             raise SandboxFailed(f"the Python sandbox stopped responding ({type(exc).__name__}); "
                                 "it has been restarted") from None
+
+    def _make_ready(self) -> None:
+        """A server that has said "ready" since its last job; one that retired, died or stays silent
+        (a job may have broken it) is replaced, on this job's clock, before this job reaches it."""
+        if self.process is not None and self.process.poll() is None:
+            try:
+                header, _ = _receive(self.process.stdout.fileno(), time.monotonic() + READY_TIMEOUT)
+                if header.get("ready") is True:
+                    return
+            except (OSError, EOFError, TimeoutError, ValueError):
+                pass
+            self.retired += 1
+        self.start()
+        try:
+            header, _ = _receive(self.process.stdout.fileno(), time.monotonic() + STARTUP_TIMEOUT)
+        except (OSError, EOFError, TimeoutError, ValueError) as exc:
+            header = {"retire": type(exc).__name__}
+        if header.get("ready") is not True:
+            reason = str(header.get("retire", "not ready"))[:300]
+            self.stop()
+            raise SandboxFailed(f"the Python sandbox could not start: {reason}")
 
     def start(self) -> None:
         self.stop()
@@ -252,10 +286,22 @@ def _receive(fd: int, deadline: float) -> tuple[dict, bytes]:
     head_len, payload_len = FRAME.unpack(_read_exactly(fd, FRAME.size, deadline))
     if head_len > 1 << 20 or payload_len > 64 << 20:
         raise ValueError("oversized reply")
-    header = json.loads(_read_exactly(fd, head_len, deadline))
+    try:
+        header = json.loads(_read_exactly(fd, head_len, deadline))
+    except RecursionError:  # nested too deeply: not what the server writes
+        raise ValueError("malformed reply") from None
     if not isinstance(header, dict):
         raise ValueError("malformed reply")
     return header, _read_exactly(fd, payload_len, deadline)
+
+
+def _job_header(header: dict) -> dict:
+    """A job's reply with the types renderers/python.py relies on, or ValueError."""
+    ok, error, log, seconds = (header.get(k) for k in ("ok", "error", "log", "seconds"))
+    if not isinstance(ok, bool) or not isinstance(error, (str, type(None))) or not isinstance(log, str) \
+            or not isinstance(seconds, (int, float)):
+        raise ValueError("malformed reply")
+    return {"ok": ok, "error": error, "log": log, "seconds": float(seconds)}
 
 
 def _read_exactly(fd: int, n: int, deadline: float) -> bytes:

@@ -3,16 +3,24 @@
     python -I -B /opt/drawloop/sandbox_server.py     # started by renderers/sandbox.py, never by hand
 
 Start-up (once): import numpy, matplotlib (Agg) and PIL and draw throw-away figures so fonts and
-caches are ready, gc.freeze(), mark itself non-dumpable, say "ready", read the limits. Requests
-arrive on fd 0, replies leave on fd 1; no job ever holds either.
+caches are ready, gc.freeze(), mark itself non-dumpable, say "ready", read the limits, make all of
+/tmp but /tmp/jobs read-only by mode (jobs cannot chmod), fork the zygote, say "ready" again.
+Requests arrive on fd 0, replies leave on fd 1; no job ever holds either.
 
+  zygote -> forked before any job's data exists in the server: every job is forked from it, so a
+            job's memory never holds an earlier job's code or picture. It forks on request (the
+            pipes come over a socket), reports the pid, then the exit status.
   spare  -> forked ahead of time: new session; stdin /dev/null, stdout+stderr to a log in its own
-            temp dir; every other fd closed; rlimits (address space, CPU, file size, open files,
-            processes, no core); the seccomp filter (seccomp.py). Then it waits on its job pipe.
-  job    -> the server hands the spare the code; it runs, writes "<json status>\n<png>" to its
-            result pipe and exits. The server reads until EOF or the wall deadline (then SIGKILL),
-            replies with JSON (+ PNG bytes), and only then reaps the child, removes its temp dir
-            and forks the next spare.
+            fresh, empty, 0700 folder; every other fd closed; rlimits (address space, CPU, file
+            size, open files, processes, no core); the seccomp filter (seccomp.py). Then it waits
+            on its job pipe.
+  job    -> the server hands the spare the code; it runs, writes a fixed binary result header,
+            the error text and the PNG to its result pipe and exits. The server reads until EOF,
+            a size cap or the wall deadline, always SIGKILLs the child (a job may live on after
+            its result), reads at most MAX_LOG_BYTES of the log (a regular file it opened
+            itself), replies with JSON (+ PNG bytes), then reaps, removes the job's folder and
+            checks that /tmp has all its space back. Anything unexpected: it replies "retire"
+            instead of "ready" and the host replaces it.
 
 Stdlib + numpy/matplotlib/PIL only: the drawloop package is not visible in the sandbox.
 """
@@ -26,8 +34,9 @@ import json
 import os
 import resource
 import select
-import shutil
 import signal
+import socket
+import stat
 import struct
 import sys
 import tempfile
@@ -38,8 +47,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from seccomp import install_filter  # noqa: E402 - a sibling file in the sandbox, not a package
 
 FRAME = struct.Struct("!II")     # header length, payload length
+RESULT = struct.Struct("!BII")   # a job's result: ok, error length, PNG length (no parsing of job JSON)
+PID = struct.Struct("!i")        # the zygote's reports: a pid, then that child's wait status
 MAX_RESULT_BYTES = 32 * 1024 * 1024
+MAX_ERROR_BYTES = 4096
+MAX_LOG_BYTES = 64 * 1024        # read from the log's end; the reply keeps the last MAX_LOG_CHARS
 MAX_LOG_CHARS = 600
+EXIT_GRACE = 0.5                 # after EOF without a result: time for the child to end by itself
+STATUS_TIMEOUT = 10.0            # a SIGKILLed child is reaped in milliseconds; longer means trouble
 DRAWING = "<drawing>"
 JOBS_DIR = "/tmp/jobs"
 
@@ -125,35 +140,105 @@ def serve() -> None:
     send(replies, {"ready": True})
     try:
         limits, _ = receive(requests)  # cpu_seconds, memory_mb, address_space_bytes
-        spare = Spare(limits)
+        lock_down("/tmp")
+        zygote, free = Zygote(limits), free_space("/tmp")
         while True:
+            spare = Spare(zygote)
+            send(replies, {"ready": True})
             request, code = receive(requests)
-            header, png, finished = spare.run(request, code)
+            header, png = spare.run(request, code, limits)
             send(replies, header, png)
-            finished()   # reap and clean up after replying: off the caller's clock
-            spare = Spare(limits)
+            del request, code, header, png
+            problem = spare.finish(free)   # reap and clean up after replying: off the caller's clock
+            if problem:
+                send(replies, {"retire": problem})
+                return
     except EOFError:
         return  # the host went away: leaving ends the whole sandbox (we are its init's only child)
+    except Exception as exc:  # noqa: BLE001 - whatever a job did to us, the host starts a fresh server
+        send(replies, {"retire": f"{type(exc).__name__}: {exc}"[:300]})
+
+
+def lock_down(root: str) -> None:
+    """Make every file under `root` but the jobs folder read-only by mode. Jobs run as our own uid,
+    so mode bits are all that keeps them out of the server's files, and seccomp forbids chmod."""
+    for folder, folders, files in os.walk(root, topdown=False):
+        for path in (os.path.join(folder, name) for name in files):
+            if not os.path.islink(path):  # a link's own mode means nothing, its target is elsewhere
+                os.chmod(path, 0o444)
+        if folder != JOBS_DIR:
+            os.chmod(folder, 0o555)
+    os.chmod(JOBS_DIR, 0o555)
+
+
+def free_space(path: str) -> tuple[int, int]:
+    info = os.statvfs(path)
+    return info.f_bavail * info.f_frsize, info.f_favail
+
+
+class Zygote:
+    """A pristine copy of the warm server that forks the jobs, so that no job inherits memory that
+    once held another job's code, picture or messages. It is the jobs' parent: it reaps them and
+    reports their wait status."""
+
+    def __init__(self, limits: dict):
+        self.socket, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.pid = os.fork()
+        if self.pid == 0:
+            self.socket.close()
+            try:
+                zygote_loop(theirs, limits)
+            finally:
+                os._exit(0)
+        theirs.close()
+
+    def fork(self, job_dir: str, job_fd: int, result_fd: int) -> int:
+        socket.send_fds(self.socket, [job_dir.encode()], [job_fd, result_fd])
+        return self.report(time.monotonic() + STATUS_TIMEOUT)
+
+    def report(self, deadline: float) -> int:
+        data = b""
+        while len(data) < PID.size:
+            if not select.select([self.socket], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                raise TimeoutError("the zygote did not report")
+            chunk = self.socket.recv(PID.size - len(data))
+            if not chunk:
+                raise EOFError("the zygote is gone")
+            data += chunk
+        return PID.unpack(data)[0]
+
+
+def zygote_loop(channel: socket.socket, limits: dict) -> None:
+    while True:
+        message, fds, _, _ = socket.recv_fds(channel, 4096, 2)
+        if not message or len(fds) != 2:
+            return
+        pid = os.fork()
+        if pid == 0:
+            channel.close()
+            child(limits, message.decode(), *fds)  # never returns
+        for fd in fds:
+            os.close(fd)
+        channel.sendall(PID.pack(pid))
+        channel.sendall(PID.pack(os.waitpid(pid, 0)[1]))
 
 
 class Spare:
     """A child forked and confined ahead of time, waiting on a pipe for its one drawing, so the fork,
     the limits and the seccomp filter are not on the request's clock."""
 
-    def __init__(self, limits: dict):
-        self.limits = limits
-        self.job_dir = tempfile.mkdtemp(dir=JOBS_DIR)
+    def __init__(self, zygote: Zygote):
+        self.zygote, self.status = zygote, None
+        self.job_dir = make_job_dir()
         job_read, self.job_write = os.pipe()
         self.result_read, result_write = os.pipe()
-        self.pid = os.fork()
-        if self.pid == 0:
-            os.close(self.job_write)
-            os.close(self.result_read)
-            child(limits, self.job_dir, job_read, result_write)  # never returns
-        os.close(job_read)
-        os.close(result_write)
+        try:
+            self.pid = zygote.fork(self.job_dir, job_read, result_write)
+        finally:
+            os.close(job_read)
+            os.close(result_write)
 
-    def run(self, request: dict, code: bytes):
+    def run(self, request: dict, code: bytes, limits: dict):
         started = time.monotonic()
         try:
             send(self.job_write, request, code)
@@ -161,20 +246,90 @@ class Spare:
             pass  # the child died while waiting; collect() sees EOF and the status says why
         os.close(self.job_write)
         output, timed_out = collect(self.result_read, started + request["timeout"])
-        if timed_out:
-            os.kill(self.pid, signal.SIGKILL)
-        status = None
-        if timed_out or not complete(output):
-            status = os.waitpid(self.pid, 0)[1]  # only a failure needs to know how the child ended
-        header, png = interpret(output, status, timed_out, request, self.limits)
+        result = None if timed_out else parse_result(output)
+        if result is None:  # only a failure needs to know how the child ended
+            self.status = self.end(grace=0 if timed_out else EXIT_GRACE)
+        header, png = interpret(result, self.status, timed_out, request, limits)
         header.update(seconds=time.monotonic() - started, log=read_log(self.job_dir))
-        return header, png, lambda: self.clean_up(status is None)
+        return header, png
 
-    def clean_up(self, reap: bool) -> None:
-        if reap:
-            os.waitpid(self.pid, 0)
+    def end(self, grace: float = 0.0) -> int:
+        """The child's wait status: after `grace` seconds for it to end by itself (a crash says why),
+        SIGKILLed, always (a job may have closed its pipe or sent its result and lived on)."""
+        if grace:
+            try:
+                return self.zygote.report(time.monotonic() + grace)
+            except TimeoutError:
+                pass
+        os.kill(self.pid, signal.SIGKILL)  # it cannot be reaped (nor its pid reused) before the zygote reports
+        return self.zygote.report(time.monotonic() + STATUS_TIMEOUT)
+
+    def finish(self, free: tuple[int, int]) -> str | None:
+        """Reap, remove the job's folder, and say what is wrong if the job left a trace."""
+        if self.status is None:
+            self.status = self.end()
         os.close(self.result_read)
-        shutil.rmtree(self.job_dir, ignore_errors=True)
+        remove_tree(self.job_dir)
+        if os.listdir(JOBS_DIR):
+            return "a job's folder could not be removed"
+        if free_space("/tmp") < free:
+            return "/tmp did not get all its space back after a job"
+        return None
+
+
+def make_job_dir() -> str:
+    os.chmod(JOBS_DIR, 0o755)  # writable only while we create or remove a job's folder in it
+    try:
+        return tempfile.mkdtemp(dir=JOBS_DIR)
+    finally:
+        os.chmod(JOBS_DIR, 0o555)
+
+
+def remove_tree(path: str) -> None:
+    """Remove a job's folder however deep or locked it is: iteratively (no recursion limit), through
+    directory fds (no path-length limit), making each folder usable first (a job may have made it
+    0000 with umask). The job is dead, so nothing changes the tree meanwhile."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+    os.chmod(path, 0o700)
+    fd, names = os.open(path, flags), []
+    try:
+        while True:
+            folder = clear_folder(fd)
+            if folder is not None:  # down into a folder that is not empty
+                os.chmod(folder, 0o700, dir_fd=fd)
+                inner = os.open(folder, flags, dir_fd=fd)
+                os.close(fd)
+                fd = inner
+                names.append(folder)
+            elif names:             # this one is empty now: up, and remove it
+                outer = os.open("..", flags, dir_fd=fd)
+                os.close(fd)
+                fd = outer
+                os.rmdir(names.pop(), dir_fd=fd)
+            else:
+                break
+    finally:
+        os.close(fd)
+    os.chmod(JOBS_DIR, 0o755)
+    try:
+        os.rmdir(path)
+    finally:
+        os.chmod(JOBS_DIR, 0o555)
+
+
+def clear_folder(fd: int) -> str | None:
+    """Unlink the files and empty folders in the open folder `fd`; the name of a folder left."""
+    left = None
+    with os.scandir(fd) as entries:
+        for entry in entries:
+            if not entry.is_dir(follow_symlinks=False):
+                os.unlink(entry.name, dir_fd=fd)
+                continue
+            try:
+                os.rmdir(entry.name, dir_fd=fd)
+            except OSError:
+                left = left or entry.name
+    return left
 
 
 def collect(fd: int, deadline: float) -> tuple[bytes, bool]:
@@ -188,25 +343,29 @@ def collect(fd: int, deadline: float) -> tuple[bytes, bool]:
             return b"".join(chunks), False
         total += len(chunk)
         if total > MAX_RESULT_BYTES:
-            return b"", True
+            return b"", False  # not a valid result
         chunks.append(chunk)
 
 
-def complete(output: bytes) -> bool:
-    """A whole result: a JSON status line, and a PNG after it if the status says ok."""
-    line, newline, png = output.partition(b"\n")
-    try:
-        header = json.loads(line)
-    except ValueError:
-        return False
-    return bool(newline) and isinstance(header, dict) and (not header.get("ok") or png.startswith(b"\x89PNG"))
+def parse_result(output: bytes) -> tuple[bool, str, bytes] | None:
+    """(ok, error, png) from a job's result bytes, or None unless they are exactly one well-formed
+    result: a RESULT header whose lengths are within bounds and add up, and a PNG if it is ok."""
+    if len(output) < RESULT.size:
+        return None
+    ok, error_len, png_len = RESULT.unpack_from(output)
+    if ok not in (0, 1) or error_len > MAX_ERROR_BYTES or RESULT.size + error_len + png_len != len(output):
+        return None
+    png = output[RESULT.size + error_len:]
+    if ok and not png.startswith(b"\x89PNG"):
+        return None
+    return bool(ok), output[RESULT.size:RESULT.size + error_len].decode("utf-8", "replace"), png if ok else b""
 
 
-def interpret(output: bytes, status: int | None, timed_out: bool, request: dict, limits: dict):
+def interpret(result, status: int | None, timed_out: bool, request: dict, limits: dict):
     if timed_out:
         return {"ok": False, "error": f"the drawing code ran longer than {request['timeout']:g} s and was "
                                       "stopped; draw with fewer, simpler operations"}, b""
-    if status is not None and os.WIFSIGNALED(status):
+    if status is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) != signal.SIGKILL:
         number = os.WTERMSIG(status)
         if number == signal.SIGXCPU:
             return {"ok": False, "error": f"the drawing code used more than {limits['cpu_seconds']} s of CPU "
@@ -214,22 +373,30 @@ def interpret(output: bytes, status: int | None, timed_out: bool, request: dict,
         return {"ok": False, "error": f"the drawing code crashed the Python process "
                                       f"({signal.Signals(number).name}); it may have run out of memory "
                                       f"(limit {limits['memory_mb']} MiB)"}, b""
-    if not complete(output):
+    if result is None:
         return {"ok": False, "error": "the drawing code ended without a valid result (did it exit early, or "
                                       "write to files it did not open?)"}, b""
-    line, _, png = output.partition(b"\n")
-    header = json.loads(line)
-    return {"ok": bool(header["ok"]), "error": header.get("error")}, png if header["ok"] else b""
+    ok, error, png = result
+    return {"ok": ok, "error": None if ok else error}, png
 
 
 def read_log(job_dir: str) -> str:
+    """The end of the job's log: at most MAX_LOG_BYTES, only from a regular file we open ourselves
+    without following links or waiting (a job may have swapped it for a FIFO or /dev/zero)."""
     try:
-        with open(os.path.join(job_dir, "output.log"), "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - MAX_LOG_CHARS))
-            return handle.read().decode("utf-8", "replace")
+        fd = os.open(os.path.join(job_dir, "output.log"), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return ""
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return ""
+        data = os.pread(fd, MAX_LOG_BYTES, max(0, info.st_size - MAX_LOG_BYTES))
+        return data.decode("utf-8", "replace")[-MAX_LOG_CHARS:]
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
 
 
 # --- the child: limits, seccomp, the drawing ------------------------------------------------------
@@ -250,12 +417,18 @@ def child(limits: dict, job_dir: str, job_fd: int, result_fd: int) -> None:
     try:
         sys.stdout.flush()
         sys.stderr.flush()
-        view = memoryview(json.dumps(header).encode() + b"\n" + png)
-        while view:
-            view = view[os.write(result_fd, view):]
+        write_result(result_fd, bool(header["ok"]), header.get("error") or "", png)
         os.close(result_fd)  # EOF now: the server replies while this process is still being torn down
     finally:
         os._exit(0)
+
+
+def write_result(fd: int, ok: bool, error: str, png: bytes) -> None:
+    """The result as parse_result() reads it: RESULT header, error text (truncated), PNG."""
+    message = error.encode("utf-8", "replace")[:MAX_ERROR_BYTES]
+    view = memoryview(RESULT.pack(ok, len(message), len(png)) + message + png)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def confine(limits: dict, job_dir: str, job_fd: int, result_fd: int) -> None:
