@@ -66,6 +66,12 @@ def bwrap_command(python: str = sys.executable) -> list[str]:
     if not bwrap:
         raise SandboxFailed("bubblewrap is not installed (apt-get install bubblewrap); "
                             "Python drawings cannot run without the sandbox")
+    # Run as root, bwrap maps the sandbox's 65534 to the real uid 0 outside. Not fixed here, tried on
+    # this machine: bwrap started as nobody (Popen user=65534) works, but cannot reach an interpreter
+    # under /root (0700), e.g. pyenv's; --ro-bind-fd resolves the fd back to that path and fails;
+    # setuid-style (real uid 65534, euid 0) fails to write the uid map; --userns with a namespace
+    # mapping 0->0 and 65534->65534 fails to switch gid. Run drawloop as an ordinary user to get an
+    # unprivileged uid outside; inside, no capabilities, seccomp and read-only mounts still hold.
     command = [bwrap, "--unshare-all", "--uid", NOBODY, "--gid", NOBODY, "--cap-drop", "ALL", "--new-session",
                "--die-with-parent", "--hostname", "sandbox",
                # The private /dev and /tmp first: binds below may live under /tmp (a checkout or venv
