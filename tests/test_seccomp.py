@@ -93,7 +93,8 @@ SIGNAL_PATHS = {
 
 
 def test_signal_delivery_paths_anonymous_memory_and_modes_are_denied():
-    setup = ("import ctypes, fcntl, socket, struct\npipe = os.pipe()[0]\npair = socket.socketpair()\nsock = pair[0].fileno()\n"
+    setup = ("import ctypes, fcntl, socket, struct\npipe = os.pipe()[0]\npair = socket.socketpair()\n"
+             "sock = pair[0].fileno()\n"
              "def oserror():\n    raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))\n")
     outcome = run_filtered(SIGNAL_PATHS, setup=setup)
     denied = [name for name in SIGNAL_PATHS if not name.startswith(("F_GETFL", "F_SETFL", "FIONREAD"))]
