@@ -28,6 +28,7 @@ import threading
 from pathlib import Path
 from typing import Any, Iterator
 
+from drawloop.storage import open_sqlite
 from drawloop.state import Attempt, DrawState, attempt_score
 
 CODE_SUFFIX = {"svg": ".svg", "python": ".py"}
@@ -52,7 +53,11 @@ def sqlite_checkpointer(path: Path) -> Iterator[Any]:
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, check_same_thread=False, timeout=60)
+    folder = Path(path).parent
+    conn = open_sqlite(path, "the checkpoint database", check_same_thread=False, timeout=60,
+                       must_exist=lambda: (folder / "trace.jsonl").exists() and (folder / "trace.jsonl").stat().st_size > 0,
+                       recover=f"every finished drawing is still in {folder / 'artifacts'} and trace.jsonl; "
+                               f"move {Path(path).name} aside to start the loop over there")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     saver = SqliteSaver(conn)

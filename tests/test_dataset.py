@@ -543,3 +543,42 @@ def test_an_error_while_threads_wait_on_the_model_exits_at_once(tmp_path, stalli
     assert "error:" in output and "images/red-circle" in output and "Traceback" not in output
     with Manifest(out / "manifest.sqlite") as manifest:
         assert manifest.counts() == {"pending": 2, "done": 0, "failed": 0}   # nothing counted that is not on disk
+
+
+# --- damaged files ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("damage, says", [
+    (lambda p: p.write_bytes(b""), r"is empty \(0 bytes\)"),                   # before: the dataset started over
+    (lambda p: p.write_bytes(p.read_bytes()[:1500]), "damaged|cannot be opened"),   # truncated
+    (lambda p: p.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4080), "damaged|cannot be opened"),
+])
+def test_a_damaged_manifest_is_reported_and_nothing_is_redrawn(tmp_path, damage, says):
+    from drawloop.cli import build_app
+    from drawloop.storage import DamagedStorage
+
+    drawer = PlantedDrawer()
+    build(tmp_path, ("a varied tree", "a blue square"), samples=2, drawer=drawer)
+    manifest = tmp_path / "data" / "manifest.sqlite"
+    damage(manifest)
+    calls = len(drawer.calls)
+    with pytest.raises(DamagedStorage, match=says) as caught:
+        build(tmp_path, ("a varied tree", "a blue square"), samples=2, drawer=drawer)
+    assert "manifest.sqlite" in str(caught.value) and "images/ stay readable" in str(caught.value)
+    assert len(drawer.calls) == calls
+    info = CliRunner().invoke(build_app(), ["dataset", "info", str(tmp_path / "data")])
+    assert info.exit_code == 2 and "Traceback" not in info.output and "manifest" in info.output
+
+
+def test_a_damaged_checkpoint_database_is_reported_with_how_to_recover(tmp_path):
+    from drawloop.runs import sqlite_checkpointer
+    from drawloop.storage import DamagedStorage
+
+    (tmp_path / "trace.jsonl").write_text('{"node": "draw", "phase": "start"}\n')
+    (tmp_path / "checkpoints.sqlite").write_bytes(b"this is not a database, it was overwritten" * 50)
+    with pytest.raises(DamagedStorage, match=r"checkpoint database .* (damaged|cannot be opened).*artifacts"):
+        with sqlite_checkpointer(tmp_path / "checkpoints.sqlite"):
+            pass
+    (tmp_path / "checkpoints.sqlite").write_bytes(b"")
+    with pytest.raises(DamagedStorage, match="is empty"):
+        with sqlite_checkpointer(tmp_path / "checkpoints.sqlite"):
+            pass

@@ -188,8 +188,12 @@ def info_command(
     if not (root / "manifest.sqlite").is_file():
         err_console.print(f"[red]error:[/] {root} is not a drawloop dataset (no manifest.sqlite)")
         raise typer.Exit(2)
-    with Manifest(root / "manifest.sqlite") as manifest:
-        jobs, info, failures = manifest.jobs(), manifest.info(), manifest.failures()
+    try:
+        with Manifest(root / "manifest.sqlite") as manifest:
+            jobs, info, failures = manifest.jobs(), manifest.info(), manifest.failures()
+    except _known_errors() as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2)
     levels: dict[str, Counter] = {}
     for job in jobs:
         levels.setdefault(job.level, Counter())[job.status] += 1

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from drawloop.storage import open_sqlite
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS jobs (
@@ -35,6 +37,13 @@ CREATE TABLE IF NOT EXISTS drawings (id TEXT PRIMARY KEY, record TEXT NOT NULL, 
 CREATE TABLE IF NOT EXISTS failures (job_id TEXT, try INTEGER, reason TEXT, at REAL);
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
 """
+
+
+def _has_drawings(root: Path, path: Path) -> bool:
+    """A dataset exists here: its export, or (next to a manifest file that is there but empty) drawings."""
+    if (root / "metadata.jsonl").exists():
+        return True
+    return path.exists() and (root / "images").is_dir() and any((root / "images").iterdir())
 
 
 @dataclass(frozen=True)
@@ -56,7 +65,11 @@ class Manifest:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        root = self.path.parent
+        self.db = open_sqlite(self.path, "the dataset's manifest", isolation_level=None, timeout=30,
+                              must_exist=lambda: _has_drawings(root, self.path),
+                              recover=f"restore it from a backup, or move {root} aside and build again "
+                                      "(the drawings under images/ stay readable)")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
 
