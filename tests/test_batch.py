@@ -250,3 +250,19 @@ def test_runner_rejects_bad_limits(tmp_path, saver):
         BatchRunner(graphs, concurrency=0)
     with pytest.raises(ValueError, match="max_tries"):
         BatchRunner(graphs, max_tries=0)
+
+
+def test_the_runner_reads_its_jobs_as_it_starts_threads(tmp_path, saver):
+    """A dataset plan can be millions of jobs: given `total`, the runner takes an iterator and reads
+    it as threads start, never all of it up front."""
+    graphs = make_cache(tmp_path, saver, SeedDrawer())
+    read = []
+
+    def plan():
+        for job in jobs(6):
+            read.append(job.thread_id)
+            yield job
+
+    committed = []
+    BatchRunner(graphs, concurrency=2).run(plan(), commit=lambda o: committed.append(len(read)), total=6)
+    assert len(committed) == 6 and committed[0] <= 4    # the first drawing came before most jobs were read

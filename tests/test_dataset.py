@@ -582,3 +582,27 @@ def test_a_damaged_checkpoint_database_is_reported_with_how_to_recover(tmp_path)
     with pytest.raises(DamagedStorage, match="is empty"):
         with sqlite_checkpointer(tmp_path / "checkpoints.sqlite"):
             pass
+
+
+def test_plans_are_lazy_from_plan_to_manifest_to_threads(tmp_path):
+    """`dataset build -c shapes -n 100000` planned every job in memory (1.9 GB, then MemoryError):
+    the plan is a generator, the manifest takes it in chunks, the runner starts threads as it reads."""
+    import itertools
+    import tracemalloc
+
+    from drawloop.dataset.plan import MAX_SAMPLES, iter_jobs
+
+    concepts = select_concepts("shapes")
+    plan = iter_jobs(concepts, samples=MAX_SAMPLES)           # millions of jobs, none made yet
+    assert [job.id for job in itertools.islice(plan, 2)] == [f"{unique_slugs(concepts)[concepts[0].name]}-0000",
+                                                             f"{unique_slugs(concepts)[concepts[0].name]}-0001"]
+    tracemalloc.start()
+    with Manifest(tmp_path / "manifest.sqlite") as manifest:
+        added = manifest.add_jobs(itertools.islice(iter_jobs(concepts, samples=MAX_SAMPLES), 60_000), as_plan=True)
+        peak = tracemalloc.get_traced_memory()[1]
+        assert added == 60_000 and manifest.counts(planned=True)["pending"] == 60_000
+        assert peak < 40 * 2**20        # a list of 60k jobs plus their ids took > 60 MiB
+        pages = manifest.iter_jobs("pending", planned=True, page=1000)
+        assert next(pages).id.endswith("-0000")
+    tracemalloc.stop()
+

@@ -22,13 +22,13 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from drawloop.config import Settings
 from drawloop.dataset import export
 from drawloop.dataset.curate import EMBEDDERS, SCOPES, curate, make_embedder
 from drawloop.dataset.manifest import JobRow, Manifest
-from drawloop.dataset.plan import plan_jobs, select_concepts
+from drawloop.dataset.plan import iter_jobs, select_concepts
 from drawloop.graphs.batch import BatchRunner, BatchStats, GraphCache, ThreadJob, ThreadOutcome
 from drawloop.runs import CODE_SUFFIX, ArtifactStore, sqlite_checkpointer
 from drawloop.state import attempt_score
@@ -127,7 +127,7 @@ def _check_settings(manifest: Manifest, settings: Settings, root: Path) -> None:
                              f"use another --out (a dataset does not mix {key}s)")
 
 
-def _missing_files(root: Path, jobs: list[JobRow]) -> list[str]:
+def _missing_files(root: Path, jobs: Iterable[JobRow]) -> list[str]:
     """Done jobs whose PNG is in neither images/ nor duplicates/ (deleted by hand?): redraw them."""
     return [job.id for job in jobs if job.status == "done"
             and not (root / f"images/{job.slug}/{job.id}.png").exists()
@@ -149,7 +149,7 @@ def build_dataset(concepts: str, samples: int, out: str | Path, settings: Settin
     instances or names for drawer/renderer/recognizer/critic; `executor`: see graphs/batch.py."""
     settings = settings or Settings.from_env()
     root = Path(out)
-    planned = plan_jobs(select_concepts(concepts, limit), samples, seed, settings.temperature, spread)
+    planned = iter_jobs(select_concepts(concepts, limit), samples, seed, settings.temperature, spread)
     if embedder not in EMBEDDERS:
         raise ValueError(f"unknown embedder {embedder!r}; choose one of {', '.join(EMBEDDERS)}")
     if not 0 < dedup <= 1:
@@ -167,25 +167,24 @@ def build_dataset(concepts: str, samples: int, out: str | Path, settings: Settin
     model_name = _model_name(settings, agents)
     with exclusive(root), Manifest(root / "manifest.sqlite") as manifest:
         _check_settings(manifest, settings, root)
-        manifest.add_jobs(planned)
-        ids = {job.id for job in planned}
+        manifest.add_jobs(planned, as_plan=True)   # streamed: the plan is never a list in memory
         if retry_failed:
-            manifest.reopen([job.id for job in manifest.jobs("failed", ids)], reset_tries=True)
-        manifest.reopen(_missing_files(root, manifest.jobs("done", ids)))
+            manifest.reopen([job.id for job in manifest.iter_jobs("failed", planned=True)], reset_tries=True)
+        manifest.reopen(_missing_files(root, manifest.iter_jobs("done", planned=True)))
         manifest.set_info({**{k: getattr(settings, k) for k in FIXED_SETTINGS},
                            "model": model_name, "max_iters": settings.max_iters,
                            "patience": settings.patience, "temperature": settings.temperature, "spread": spread,
                            "seed": seed, "dedup": dedup, "dedup_scope": dedup_scope, "embedder": embedder,
                            "command": command})
-        pending = manifest.jobs("pending", ids)
-        failed = len(manifest.jobs("failed", ids))
-        done = len(ids) - len(pending) - failed
-        stats = BatchStats(total=len(ids), done=done, done_before=done, failed=failed)
-        if pending:
+        before = manifest.counts(planned=True)
+        done, failed = before["done"], before["failed"]
+        stats = BatchStats(total=sum(before.values()), done=done, done_before=done, failed=failed)
+        if before["pending"]:
             hooks = Hooks(on_progress, on_event, on_drawing, log)
-            stats = _draw(root, manifest, pending, settings, model_name, stats, concurrency=concurrency,
-                          tries=tries, models=models, agents=agents or {}, executor=executor, hooks=hooks)
-        counts = manifest.counts(ids)
+            stats = _draw(root, manifest, manifest.iter_jobs("pending", planned=True), before["pending"], settings,
+                          model_name, stats, concurrency=concurrency, tries=tries, models=models,
+                          agents=agents or {}, executor=executor, hooks=hooks)
+        counts = manifest.counts(planned=True)
         summary = _curate(root, manifest, log)
     return BuildResult(root, stats, summary, counts)
 
@@ -199,7 +198,8 @@ def _warm_renderer(settings: Settings) -> None:
         render(tiny[settings.language], settings.language, settings.size)
 
 
-def _draw(root: Path, manifest: Manifest, pending: list[JobRow], settings: Settings, model_name: str,
+def _draw(root: Path, manifest: Manifest, pending: Iterable[JobRow], n_pending: int, settings: Settings,
+          model_name: str,
           stats: BatchStats, *, concurrency: int, tries: int, models, agents: dict, executor,
           hooks: Hooks) -> BatchStats:
     """Run the pending jobs to committed drawings (or recorded failures)."""
@@ -222,11 +222,10 @@ def _draw(root: Path, manifest: Manifest, pending: list[JobRow], settings: Setti
         models.open()
     if warming is not None:
         warming.join()
-    rows = {job.id: job for job in pending}
     store = ArtifactStore(root / "work")
 
     def commit(outcome: ThreadOutcome) -> None:
-        job = rows[outcome.job.id]
+        job = manifest.job(outcome.job.id)
         png = store.read(outcome.best["image"])
         record = drawing_record(job, outcome, png, model_name, settings)
         export.write_atomic(root / record["image"], png)
@@ -254,9 +253,9 @@ def _draw(root: Path, manifest: Manifest, pending: list[JobRow], settings: Setti
             # set of tries gets fresh threads and seeds, not the ones that failed (a seeded model
             # would repeat its answers).
             failed_tries = Counter(f["id"] for f in manifest.failures())
-            jobs = [ThreadJob(job.id, job.concept, job.seed, job.temperature, job.tries,
-                              tries_before=max(0, failed_tries[job.id] - job.tries)) for job in pending]
-            hooks.log(f"drawing {len(jobs)} threads ({stats.done} of {stats.total} already done), "
+            jobs = (ThreadJob(job.id, job.concept, job.seed, job.temperature, job.tries,
+                              tries_before=max(0, failed_tries[job.id] - job.tries)) for job in pending)
+            hooks.log(f"drawing {n_pending} threads ({stats.done} of {stats.total} already done), "
                 f"{concurrency} at a time")
             return runner.run(jobs, commit, on_failure=failure, on_progress=hooks.on_progress, total=stats.total,
                               done_before=stats.done)

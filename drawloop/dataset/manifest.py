@@ -16,12 +16,13 @@ either the old or the new state, never half of one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from drawloop.storage import open_sqlite
 
@@ -35,6 +36,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     error TEXT, updated REAL);
 CREATE TABLE IF NOT EXISTS drawings (id TEXT PRIMARY KEY, record TEXT NOT NULL, created REAL);
 CREATE TABLE IF NOT EXISTS failures (job_id TEXT, try INTEGER, reason TEXT, at REAL);
+CREATE TABLE IF NOT EXISTS plan (id TEXT PRIMARY KEY);   -- the jobs of the latest build command
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
 """
 
@@ -104,31 +106,73 @@ class Manifest:
 
     # ------------------------------------------------------------ jobs
 
-    def add_jobs(self, jobs: Iterable[Any]) -> int:
-        """Register planned jobs (drawloop.dataset.plan.PlannedJob); returns how many were new."""
+    def add_jobs(self, jobs: Iterable[Any], as_plan: bool = False, chunk: int = 5000) -> int:
+        """Register planned jobs (drawloop.dataset.plan.PlannedJob), streamed in chunks so a plan
+        of millions never sits in memory; returns how many were new. With `as_plan` they also
+        become the current plan (`planned=True` below), replacing the previous one."""
         before = self.db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
-        now = time.time()
-        self._transaction(
-            ("INSERT OR IGNORE INTO jobs (id, concept, level, category, slug, sample, seed, temperature, updated) "
-             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-             (j.id, j.concept.name, j.concept.level, j.concept.category, j.slug, j.sample, j.seed, j.temperature,
-              now)) for j in jobs)
+        if as_plan:
+            self._transaction([("DELETE FROM plan", ())])
+        batch: list[Any] = []
+        for job in jobs:
+            batch.append(job)
+            if len(batch) >= chunk:
+                self._add(batch, as_plan)
+                batch = []
+        self._add(batch, as_plan)
         return self.db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] - before
 
-    def jobs(self, status: str | None = None, ids: Iterable[str] | None = None) -> list[JobRow]:
-        sql = "SELECT id, concept, level, category, slug, sample, seed, temperature, status, tries, error FROM jobs"
-        rows = self.db.execute(sql + (" WHERE status = ?" if status else "") + " ORDER BY id",
-                               (status,) if status else ()).fetchall()
-        found = [JobRow(*row) for row in rows]
+    def _add(self, jobs: list[Any], as_plan: bool) -> None:
+        now = time.time()
+        statements = [("INSERT OR IGNORE INTO jobs (id, concept, level, category, slug, sample, seed, temperature, "
+                       "updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (j.id, j.concept.name, j.concept.level, j.concept.category, j.slug, j.sample, j.seed,
+                        j.temperature, now)) for j in jobs]
+        if as_plan:
+            statements += [("INSERT OR IGNORE INTO plan VALUES (?)", (j.id,)) for j in jobs]
+        self._transaction(statements)
+
+    def jobs(self, status: str | None = None, ids: Iterable[str] | None = None,
+             planned: bool = False) -> list[JobRow]:
+        found = list(self.iter_jobs(status, planned))
         if ids is not None:
             wanted = set(ids)
             found = [job for job in found if job.id in wanted]
         return found
 
-    def counts(self, ids: Iterable[str] | None = None) -> dict[str, int]:
+    def iter_jobs(self, status: str | None = None, planned: bool = False, page: int = 2000) -> Iterator[JobRow]:
+        """Jobs in id order, a page at a time (no cursor stays open across the writes a caller makes);
+        safe to consume from any thread."""
+        where = [("status = ?", status)] if status else []
+        clauses = [c for c, _ in where] + (["id IN (SELECT id FROM plan)"] if planned else [])
+        last = ""
+        while True:
+            sql = ("SELECT id, concept, level, category, slug, sample, seed, temperature, status, tries, error "
+                   "FROM jobs WHERE " + " AND ".join(clauses + ["id > ?"]) + " ORDER BY id LIMIT ?")
+            # Its own short connection per page: the batch runner pulls jobs from a worker thread,
+            # and the writer's connection belongs to the thread that opened the manifest.
+            with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as db:
+                rows = db.execute(sql, (*[v for _, v in where], last, page)).fetchall()
+            yield from (JobRow(*row) for row in rows)
+            if len(rows) < page:
+                return
+            last = rows[-1][0]
+
+    def job(self, job_id: str) -> JobRow:
+        row = self.db.execute("SELECT id, concept, level, category, slug, sample, seed, temperature, status, tries, "
+                              "error FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise KeyError(job_id)
+        return JobRow(*row)
+
+    def counts(self, ids: Iterable[str] | None = None, planned: bool = False) -> dict[str, int]:
         counts = {"pending": 0, "done": 0, "failed": 0}
-        for job in self.jobs(ids=ids):
-            counts[job.status] += 1
+        if ids is not None:
+            for job in self.jobs(ids=ids):
+                counts[job.status] += 1
+            return counts
+        sql = "SELECT status, COUNT(*) FROM jobs" + (" WHERE id IN (SELECT id FROM plan)" if planned else "")
+        counts.update(dict(self.db.execute(sql + " GROUP BY status").fetchall()))
         return counts
 
     def reopen(self, ids: Iterable[str], reset_tries: bool = False) -> None:

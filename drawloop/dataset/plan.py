@@ -2,7 +2,7 @@
 
     concepts = select_concepts("shapes,objects")          # levels, "all", or a file of concepts
     concepts = select_concepts("my_concepts.txt", limit=8)  # one per line; JSON/JSONL with "name" too
-    jobs = plan_jobs(concepts, samples=20, seed=0, temperature=0.7, spread=0.2)
+    jobs = plan_jobs(concepts, samples=20, seed=0, temperature=0.7, spread=0.2)   # iter_jobs: lazily
     jobs[0]  # PlannedJob(id='red-circle-0000', concept=Concept(...), sample=0, seed=..., temperature=0.75)
 
 Everything here is a pure function of its arguments, so the same command always plans the same
@@ -16,6 +16,7 @@ import json
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from drawloop.concepts import LEVELS, Concept, distractors_for, get_concept, load_concepts, slugify
 
@@ -114,18 +115,25 @@ def unique_slugs(concepts: list[Concept]) -> dict[str, str]:
     return slugs
 
 
-def plan_jobs(concepts: list[Concept], samples: int, seed: int = 0, temperature: float = 0.7,
-              spread: float = 0.2) -> list[PlannedJob]:
-    """One job per (concept, sample), concept-major, with stable ids, seeds and temperatures."""
+def iter_jobs(concepts: list[Concept], samples: int, seed: int = 0, temperature: float = 0.7,
+              spread: float = 0.2) -> Iterator[PlannedJob]:
+    """One job per (concept, sample), concept-major, with stable ids, seeds and temperatures:
+    checked now, generated as they are consumed (a plan of millions never sits in memory)."""
     if not 1 <= samples <= MAX_SAMPLES:
         raise ValueError(f"--samples must be between 1 and {MAX_SAMPLES}")
     if temperature < 0 or spread < 0:
         raise ValueError("temperature and its spread must be >= 0")
     slugs = unique_slugs(concepts)
-    jobs = []
-    for concept in concepts:
-        for sample in range(samples):
-            s = job_seed(seed, concept.name, sample)
-            jobs.append(PlannedJob(f"{slugs[concept.name]}-{sample:04d}", concept, slugs[concept.name], sample, s,
-                                   job_temperature(s, temperature, spread)))
-    return jobs
+    return (_job(concept, slugs[concept.name], sample, seed, temperature, spread)
+            for concept in concepts for sample in range(samples))
+
+
+def plan_jobs(concepts: list[Concept], samples: int, seed: int = 0, temperature: float = 0.7,
+              spread: float = 0.2) -> list[PlannedJob]:
+    """iter_jobs as a list, for small plans."""
+    return list(iter_jobs(concepts, samples, seed, temperature, spread))
+
+
+def _job(concept: Concept, slug: str, sample: int, seed: int, temperature: float, spread: float) -> PlannedJob:
+    s = job_seed(seed, concept.name, sample)
+    return PlannedJob(f"{slug}-{sample:04d}", concept, slug, sample, s, job_temperature(s, temperature, spread))

@@ -355,13 +355,15 @@ class BatchRunner:
         """Run every job to a committed drawing or a final failure; returns the statistics.
 
         `on_failure(job, reason, final)` records each failed try (final: no retry follows)."""
-        jobs = list(jobs)
+        if total is None:       # an iterator of jobs is consumed as threads start; give `total` with one
+            jobs = list(jobs)
+            total = len(jobs) + done_before
         stats = self.stats
-        stats.total = total if total is not None else len(jobs) + done_before
+        stats.total = total
         stats.done = stats.done_before = done_before
         streak = 0
-        round_jobs = jobs
-        while round_jobs:
+        round_jobs: Iterable[ThreadJob] | None = jobs
+        while round_jobs is not None:
             retry: list[ThreadJob] = []
             for job, outcome in self.executor.map_unordered(self._run_one, self._feed(round_jobs, lambda: streak),
                                                              self.concurrency):
@@ -390,10 +392,10 @@ class BatchRunner:
                     on_progress(stats)
             if streak >= self.abort_after:
                 raise BatchAborted(f"{streak} threads failed in a row; last error: {stats.last_error}")
-            round_jobs = retry
+            round_jobs = retry or None
         return stats
 
-    def _feed(self, jobs: list[ThreadJob], streak: Callable[[], int]) -> Iterator[ThreadJob]:
+    def _feed(self, jobs: Iterable[ThreadJob], streak: Callable[[], int]) -> Iterator[ThreadJob]:
         for job in jobs:
             if streak() >= self.abort_after:
                 return  # stop starting new threads; the ones in flight finish
