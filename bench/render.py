@@ -127,14 +127,6 @@ def guard_cost(codes: list[str]) -> float:
     return (time.perf_counter() - started) / len(codes) * 1000
 
 
-MB = 1 << 20
-GUARD_HEAD = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100">'
-
-
-def _one_mb(unit: str, head: str = GUARD_HEAD, tail: str = "</svg>") -> str:
-    return head + unit * ((MB - len(head) - len(tail)) // len(unit)) + tail
-
-
 def guard_worst_cases() -> dict:
     """Guard time on 1 MB inputs shaped like the red team's worst cases (exponential in leading
     comments; quadratic in runs of `url(`, `/*`, dropped elements; markers on a huge path), next to a
@@ -142,28 +134,12 @@ def guard_worst_cases() -> dict:
     The size cap (256 KB) is lifted here so the scanners, not the cap, meet the input."""
     from drawloop.renderers.guard import GuardLimits, check_svg
 
+    sys.path.insert(0, str(ROOT / "tests"))
+    from hostile.guard_worst_cases import BENIGN, MB, WORST_CASES   # the same inputs as tests/test_guard.py
+
     limits = GuardLimits(max_bytes=4 * MB, max_elements=1_000_000, max_depth=100_000)
-    cases = {
-        "benign: 18k shapes with url(#g)": _one_mb('<rect x="1" y="2" width="3" height="4" fill="url(#g)"/>',
-                                                   head=GUARD_HEAD + '<linearGradient id="g"/>'),
-        "leading comments": _one_mb("<!---->", head="", tail=GUARD_HEAD + "</svg>"),
-        "leading comments, then a DOCTYPE": _one_mb("<!-- x -->", head="",
-                                                    tail="<!DOCTYPE svg>" + GUARD_HEAD + "</svg>"),
-        "url( in an attribute": _one_mb("url(", head=GUARD_HEAD + '<rect fill="', tail='"/></svg>'),
-        "url( in <style>": _one_mb("url(", head=GUARD_HEAD + "<style>", tail="</style></svg>"),
-        "/* in a style attribute": _one_mb("/* ", head=GUARD_HEAD + '<rect style="', tail='"/></svg>'),
-        "/* in <style>": _one_mb("/* ", head=GUARD_HEAD + "<style>", tail="</style></svg>"),
-        "CSS after a child of <style>": _one_mb("a{fill:red}<g/>", head=GUARD_HEAD + "<style>", tail="</style></svg>"),
-        "dropped elements with text after them": _one_mb("<b/>x", head=GUARD_HEAD + "<text>", tail="</text></svg>"),
-        "entity references without ;": _one_mb("&a", head='<!DOCTYPE svg [<!ENTITY a "b">]>' + GUARD_HEAD + "<!--",
-                                               tail="--></svg>"),
-        "a space run in the root width": _one_mb(" ", head='<svg xmlns="http://www.w3.org/2000/svg" width="1',
-                                                 tail='x"/>'),
-        "marker-mid on a path of 500k numbers": _one_mb(
-            "1 ", head=GUARD_HEAD + '<marker id="m"><rect/></marker><path marker-mid="url(#m)" d="M', tail='"/></svg>'),
-        "markers from <style> on 18k paths": _one_mb(
-            '<path d="M0 0 1 1 2 2"/>', head=GUARD_HEAD + '<style>path{marker-mid:url(#m)}</style><marker id="m"/>'),
-    }
+
+    cases = {"benign: 18k shapes with url(#g)": BENIGN, **WORST_CASES}
     figures = {}
     for name, code in cases.items():
         times = []

@@ -163,31 +163,9 @@ def test_non_text_input_is_refused():
 
 # --- linear time on any input ----------------------------------------------------------------------
 
-MB = 1 << 20
+from hostile.guard_worst_cases import BENIGN, MB, WORST_CASES  # noqa: E402  (shared with bench/render.py)
+
 ROOMY = GuardLimits(max_bytes=4 * MB, max_elements=1_000_000, max_depth=100_000)
-
-
-def _one_mb(unit: str, head: str = HEAD, tail: str = "</svg>") -> str:
-    return head + unit * ((MB - len(head) - len(tail)) // len(unit)) + tail
-
-
-WORST_CASES = {  # each took minutes (or forever) before the guard's regexes became scanners
-    "leading comments": _one_mb("<!---->", head="", tail=HEAD + "</svg>"),
-    "leading comments, then a DOCTYPE": _one_mb("<!-- x -->", head="", tail="<!DOCTYPE svg>" + HEAD + "</svg>"),
-    "url( in an attribute": _one_mb("url(", head=HEAD + '<rect fill="', tail='"/></svg>'),
-    "url( in <style>": _one_mb("url(", head=HEAD + "<style>", tail="</style></svg>"),
-    "/* in a style attribute": _one_mb("/* ", head=HEAD + '<rect style="', tail='"/></svg>'),
-    "/* in <style>": _one_mb("/* ", head=HEAD + "<style>", tail="</style></svg>"),
-    "dropped elements with text after them": _one_mb("<b/>x", head=HEAD + "<text>", tail="</text></svg>"),
-    "entity references without ;": _one_mb("&a", head='<!DOCTYPE svg [<!ENTITY a "b">]>' + HEAD + "<!--",
-                                           tail="--></svg>"),
-    "a digit run in the root width": _one_mb("1", head='<svg xmlns="http://www.w3.org/2000/svg" width="',
-                                             tail='x"/>'),
-    "a space run in the root width": _one_mb(" ", head='<svg xmlns="http://www.w3.org/2000/svg" width="1',
-                                             tail='x"/>'),
-    "marker-mid on a path of a million numbers": _one_mb(
-        "1 ", head=HEAD + '<marker id="m"><rect/></marker><path marker-mid="url(#m)" d="M', tail='"/></svg>'),
-}
 
 
 def _seconds(code: str) -> float:
@@ -199,10 +177,8 @@ def _seconds(code: str) -> float:
 @pytest.fixture(scope="module")
 def benign_seconds() -> float:
     """A benign 1 MB drawing (about 18,000 shapes, each referencing a gradient), best of three."""
-    benign = _one_mb('<rect x="1" y="2" width="3" height="4" fill="url(#g)"/>',
-                     head=HEAD + '<linearGradient id="g"/>')
-    assert check_svg(benign, ROOMY).ok
-    return min(_seconds(benign) for _ in range(3))
+    assert check_svg(BENIGN, ROOMY).ok
+    return min(_seconds(BENIGN) for _ in range(3))
 
 
 @pytest.mark.parametrize("case", sorted(WORST_CASES))
