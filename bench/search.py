@@ -3,6 +3,7 @@
     .venv/bin/python bench/search.py                           # 10 concepts, the offline model
     .venv/bin/python bench/search.py --concepts "an apple,a house" --n 2 --rounds-single 3 --rounds-multi 2
     .venv/bin/python bench/search.py --sheet-only              # redraw the blind sheet from the last JSON
+    .venv/bin/python bench/search.py --resume                  # keep the rows of a killed run, draw the rest
 
 For each concept, in ABBA order over concepts (single, multi / multi, single / ...) to cancel drift in
 machine speed: a run with 1 candidate a round for R1 rounds and a run with N candidates a round for R2
@@ -55,6 +56,7 @@ def main() -> dict:
     parser.add_argument("--rounds-multi", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sheet-only", action="store_true")
+    parser.add_argument("--resume", action="store_true", help="keep the concepts search.json already has")
     args = parser.parse_args()
     out = OUT / "search.json"
     if args.sheet_only:
@@ -68,8 +70,17 @@ def main() -> dict:
     concepts = [c.strip() for c in args.concepts.split(",") if c.strip()]
     runs_dir = OUT / "search-runs"
     rows = []
+    if args.resume and out.exists():
+        saved = json.loads(out.read_text())
+        if (saved["n"], saved["rounds_single"], saved["rounds_multi"]) != (args.n, args.rounds_single,
+                                                                             args.rounds_multi):
+            raise SystemExit("--resume: search.json was measured with other --n/--rounds settings")
+        rows = [row for row in saved["rows"] if row["concept"] in concepts]
+    done = {row["concept"] for row in rows}
     with open_model(Settings.from_env(candidates=args.n)) as models:   # args.n slots: the multi run drafts at once
         for i, concept in enumerate(concepts):
+            if concept in done:
+                continue
             order = [(1, args.rounds_single), (args.n, args.rounds_multi)]
             if i % 2:
                 order.reverse()  # ABBA over concepts: machine-speed drift hits both arms alike
@@ -81,6 +92,7 @@ def main() -> dict:
             report = summarise(rows, args, models.label)
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(report, indent=2))   # after every concept: a killed bench keeps its rows
+        report = summarise(rows, args, models.label)
     sheet(report)
     print(json.dumps({k: v for k, v in report.items() if k != "rows"}, indent=2))
     return report
