@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -100,7 +101,10 @@ class Settings:
              "must be a number of seconds > 0"),
             ("retries", 0 <= self.retries <= 10, "must be between 0 and 10"),
             ("threads", self.threads is None or 1 <= self.threads <= 256, "must be between 1 and 256"),
-            ("language", self.language in ("svg", "python"), "must be svg or python"),
+            # svg and python are built in; a plugin may register a renderer for any other name
+            # (commands check that one exists before a model starts: registry.check_language)
+            ("language", bool(re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", self.language or "")),
+             "must be a language name: svg, python, or one a plugin registered"),
             ("feedback", self.feedback in ("critic", "plain"), "must be critic or plain"),
             ("candidates", 1 <= self.candidates <= 16, "must be between 1 and 16"),
             ("speculation", self.speculation in ("off", "ngram-mod", "ngram-simple"),

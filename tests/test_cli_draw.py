@@ -191,7 +191,7 @@ def test_ctrl_c_stops_a_draw_blocked_on_the_model_at_once_and_says_how_to_resume
 
 
 @pytest.mark.parametrize("args, env, says", [
-    (["--language", "ruby"], {}, "--language must be svg or python, not 'ruby'"),
+    (["--language", "ruby"], {}, "--language 'ruby' has no renderer; known languages: svg, python"),
     (["--min-delta", "nan"], {}, "--min-delta must be a number >= 0, not nan"),
     (["--temperature", "-7"], {}, "--temperature must be in [0, 2]"),
     ([], {"DRAWLOOP_TIMEOUT": "-1"}, "DRAWLOOP_TIMEOUT"),

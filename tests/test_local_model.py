@@ -176,7 +176,7 @@ def test_the_speculation_setting_reaches_the_server_and_can_be_switched_off(monk
     ModelHandle(Settings.from_env()).open()
     assert [s["speculation"] for s in started] == ["ngram-mod", "off"]
     monkeypatch.setenv("DRAWLOOP_SPECULATION", "fast")
-    with pytest.raises(ValueError, match="speculation must be"):
+    with pytest.raises(ValueError, match=r"--speculation \(DRAWLOOP_SPECULATION\) must be"):
         Settings.from_env()
     with pytest.raises(ValueError, match="speculation must be one of"):
         LocalServer(Path("/nowhere.gguf"), speculation="fast")   # the real class, imported at the top

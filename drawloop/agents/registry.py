@@ -122,6 +122,15 @@ def check_names(**names: str | None) -> None:
             raise ValueError(f"no {kind} named {name!r}; available: {', '.join(available(kind)) or 'none'}")
 
 
+def check_language(language: str) -> None:
+    """svg and python have built-in renderers; any other language needs a registered renderer."""
+    from drawloop.renderers import LANGUAGES
+
+    if language not in LANGUAGES and language not in available("renderer"):
+        known = [*LANGUAGES, *(n for n in available("renderer") if n not in ("default", *LANGUAGES))]
+        raise ValueError(f"--language {language!r} has no renderer; known languages: {', '.join(known)}")
+
+
 def is_plugin(kind: str, name: str) -> bool:
     _load_entry_points()
     return (kind, name) in _PLUGINS

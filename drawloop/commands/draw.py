@@ -34,13 +34,14 @@ def _settings(**options):
     from drawloop.agents.critic import parse_weights
     from drawloop.config import Settings
 
-    from drawloop.agents.registry import check_names
+    from drawloop.agents.registry import check_language, check_names
 
     weights = options.pop("weights", None)
     settings = Settings.from_env(**options)
     if weights:
         settings.extra["weights"] = parse_weights(weights)
     check_names(critic=settings.critic, recognizer=settings.recognizer)  # before a model server starts
+    check_language(settings.language)
     return settings
 
 

@@ -162,12 +162,19 @@ def serve() -> None:
 def lock_down(root: str) -> None:
     """Make every file under `root` but the jobs folder read-only by mode. Jobs run as our own uid,
     so mode bits are all that keeps them out of the server's files, and seccomp forbids chmod."""
-    for folder, folders, files in os.walk(root, topdown=False):
+    # Only this tmpfs: a checkout or virtualenv that lives under the host's /tmp is bind-mounted
+    # read-only into it (another device), and is unwritable already; chmod there fails (EROFS).
+    device = os.lstat(root).st_dev
+    locked = []
+    for folder, folders, files in os.walk(root):
+        folders[:] = [name for name in folders if os.lstat(os.path.join(folder, name)).st_dev == device]
         for path in (os.path.join(folder, name) for name in files):
-            if not os.path.islink(path):  # a link's own mode means nothing, its target is elsewhere
+            if not os.path.islink(path) and os.lstat(path).st_dev == device:  # a link's mode means nothing
                 os.chmod(path, 0o444)
         if folder != JOBS_DIR:
-            os.chmod(folder, 0o555)
+            locked.append(folder)
+    for folder in reversed(locked):   # deepest first, so each folder is still writable while we work in it
+        os.chmod(folder, 0o555)
     os.chmod(JOBS_DIR, 0o555)
 
 
