@@ -180,9 +180,13 @@ NEXT_JOB_ATTACKS = {
     "dev_shm": "open('/dev/shm/junk', 'wb').write(b'x' * (15 << 20))\n",
 }
 # The innocent next job: a fresh empty folder, the whole of /tmp's space, nothing left by anyone else.
-VICTIM = ("import os\nassert os.listdir('.') == ['output.log'], os.listdir('.')\n"
+# A checkout or virtualenv under the host's /tmp is bind-mounted read-only at its own path, so its
+# top folder is in the job's /tmp too: expected, not left over from the attack.
+VICTIM = ("import os, sys\nassert os.listdir('.') == ['output.log'], os.listdir('.')\n"
           "assert os.listdir('/tmp/jobs') == [os.path.basename(os.getcwd())], os.listdir('/tmp/jobs')\n"
-          "foreign = set(os.listdir('/tmp')) - {'jobs', '.matplotlib', '.cache'}\nassert not foreign, foreign\n"
+          "mounted = {p.split('/')[2] for p in (sys.prefix, sys.base_prefix, sys.executable) if p.startswith('/tmp/')}\n"
+          "foreign = set(os.listdir('/tmp')) - {'jobs', '.matplotlib', '.cache'} - mounted\n"
+          "assert not foreign, foreign\n"
           "assert not os.path.exists('/dev/shm/junk')\n"
           "for index in range(3):\n    open(f'space{index}', 'wb').write(b'x' * (14 << 20))\n" + DRAW)
 
