@@ -22,7 +22,10 @@ from drawloop.commands import console, err_console, storage_error, writable_fold
 
 DEMO_CONCEPTS = ("a red circle", "a bicycle", "a row of bicycles")
 DEFAULT_CANDIDATES = Settings.candidates
-DEMO_CANDIDATES = 2      # the demo shows the search: two drafts a round (two llama.cpp slots)
+# Measured (bench/search.py, docs/measurements.md): with the offline critic, two drafts a round
+# picked a worse drawing than the first draft for 5 of 10 concepts; one a round never did. So the
+# demo uses the default; `drawloop demo -N 2` shows the fan-out.
+DEMO_CANDIDATES = DEFAULT_CANDIDATES
 
 
 
