@@ -156,7 +156,8 @@ class ChatLLM:
                 last_error = _describe(exc) + self._server_sent()
                 if not _is_retryable(exc):
                     raise LLMError(f"model {self.name} refused the request: {last_error}") from exc
-                wait = _retry_after(exc) if _retry_after(exc) is not None else wait
+                asked = _retry_after(exc)
+                wait = asked if asked is not None else wait
             else:
                 if text.strip():
                     return Completion(text, int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)),
