@@ -151,7 +151,7 @@ class ChatLLM:
                     usage, cut = getattr(message, "usage_metadata", None) or {}, False
                 else:
                     text, usage, cut = self._stream(messages, stop, guard, kwargs)
-                text = clean_text(text if isinstance(text, str) else str(text))
+                text = clean_text(text)
             except Exception as exc:  # the client raises many types; classify, don't crash
                 last_error = _describe(exc) + self._server_sent()
                 if not _is_retryable(exc):

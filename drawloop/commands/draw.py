@@ -139,9 +139,10 @@ def register(app: typer.Typer) -> None:
             err_console.print(f"[red]error:[/] {exc}")
             raise typer.Exit(2)
         except Exception as exc:
-            if storage_error(exc) is None:
+            message = storage_error(exc)
+            if message is None:
                 raise
-            err_console.print(f"[red]error:[/] {storage_error(exc)}")
+            err_console.print(f"[red]error:[/] {message}")
             raise typer.Exit(2)
         if as_json:
             print(json.dumps(result.to_dict(), indent=2))

@@ -132,13 +132,8 @@ class Manifest:
             statements += [("INSERT OR IGNORE INTO plan VALUES (?)", (j.id,)) for j in jobs]
         self._transaction(statements)
 
-    def jobs(self, status: str | None = None, ids: Iterable[str] | None = None,
-             planned: bool = False) -> list[JobRow]:
-        found = list(self.iter_jobs(status, planned))
-        if ids is not None:
-            wanted = set(ids)
-            found = [job for job in found if job.id in wanted]
-        return found
+    def jobs(self, status: str | None = None, planned: bool = False) -> list[JobRow]:
+        return list(self.iter_jobs(status, planned))
 
     def iter_jobs(self, status: str | None = None, planned: bool = False, page: int = 2000) -> Iterator[JobRow]:
         """Jobs in id order, a page at a time (no cursor stays open across the writes a caller makes);
@@ -165,12 +160,8 @@ class Manifest:
             raise KeyError(job_id)
         return JobRow(*row)
 
-    def counts(self, ids: Iterable[str] | None = None, planned: bool = False) -> dict[str, int]:
+    def counts(self, planned: bool = False) -> dict[str, int]:
         counts = {"pending": 0, "done": 0, "failed": 0}
-        if ids is not None:
-            for job in self.jobs(ids=ids):
-                counts[job.status] += 1
-            return counts
         sql = "SELECT status, COUNT(*) FROM jobs" + (" WHERE id IN (SELECT id FROM plan)" if planned else "")
         counts.update(dict(self.db.execute(sql + " GROUP BY status").fetchall()))
         return counts
