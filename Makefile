@@ -6,7 +6,7 @@ PYTHON  ?= python3
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip
-DEBS    := bubblewrap fontconfig openclipart-svg fonts-noto-color-emoji fonts-symbola fonts-dejavu-core dataset-fashion-mnist tmux
+DEBS    := bubblewrap fontconfig openclipart-svg fonts-noto-color-emoji fonts-symbola fonts-dejavu-core dataset-fashion-mnist tmux postgresql
 STAMP   := $(VENV)/.installed
 
 .PHONY: setup system venv model gallery demo test test-fast bench clean
@@ -29,7 +29,7 @@ $(VENV)/bin/python:
 # torch first, pinned, so pip takes the CPU wheel from local disk and never a multi-GB CUDA build.
 $(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[local,vision,dev]"
+	$(PIP) install -q -e ".[local,vision,cluster,dev]"
 	@touch $(STAMP)
 
 venv: $(STAMP)
