@@ -26,23 +26,14 @@ PYTHON_SYSTEM = (
 
 FIRST_DRAFT = "Draw {concept}."
 
-REVISION = """Here is your previous drawing code for "{concept}":
-
-```{language}
-{code}
-```
-
-{observations}
+# A revision continues the conversation that produced the drawing it revises: the model's own
+# answer stays an assistant turn and only this feedback is new, so a server's prefix cache (llama.cpp:
+# ~50 new prompt tokens instead of ~600, bench/local_model.py) already holds everything before it.
+REVISION = """{observations}
 
 Rewrite the code to draw {concept} better. Keep what works, fix what is wrong. Answer with the complete new code only."""
 
-PLAIN_REVISION = """Here is your previous drawing code for "{concept}":
-
-```{language}
-{code}
-```
-
-Improve your drawing of {concept}. Answer with the complete new code only."""
+PLAIN_REVISION = "Improve your drawing of {concept}. Answer with the complete new code only."
 
 RECOGNIZE = """The following {language} code draws a picture.
 

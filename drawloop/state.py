@@ -55,6 +55,7 @@ class Attempt(TypedDict, total=False):
     iteration: int             # the attempt's index in `attempts` (unique across rounds)
     round: int                 # the round that drew it
     candidate: int             # its slot in that round, 0..N-1
+    parent: int | None         # the attempt it revises (the best so far when drawn); None: a first draft
     code: str
     language: str
     raw: str                   # the model's whole answer, before extraction

@@ -249,3 +249,22 @@ def test_storage_errors_read_as_what_they_are():
     assert "disk is full" in storage_error(sqlite3.OperationalError("cannot rollback - no transaction is active"))
     assert "Read-only file system" in storage_error(OSError(errno.EROFS, "Read-only file system", "/x"))
     assert storage_error(ValueError("other")) is None
+
+
+def test_each_revision_request_extends_the_request_that_drew_its_parent(fake_server, tmp_path):
+    """The server's prefix cache holds a draft's prompt and answer; the revision must start with
+    exactly those, so only its feedback is new prompt work (issue 13)."""
+    FakeOpenAI.concept = "a red apple"
+    result = invoke("draw", "a red apple", "--model", "openai:fake", "--base-url", fake_server, "--max-iters", "3",
+                    "--patience", "5", "--out", str(tmp_path), "--json", "--weights", "sanity=1,llm=1")
+    assert result.exit_code == 0, result.output
+    drafts = [r for r in FakeOpenAI.requests
+              if len(r["messages"]) > 1 and r["messages"][1]["content"] == "Draw a red apple."]
+    assert len(drafts) == 3
+    answer = f"```svg\n{APPLE}\n```"  # what the fake server answered the first draft
+    first = drafts[0]["messages"]
+    for revision in drafts[1:]:  # equal scores: the first draft stays best, both revise it
+        messages = revision["messages"]
+        assert messages[:len(first)] == first
+        assert messages[len(first)] == {"role": "assistant", "content": answer}
+        assert messages[-1]["role"] == "user" and "Rewrite the code" in messages[-1]["content"]

@@ -80,18 +80,51 @@ def test_drawer_first_draft_and_revision_prompts():
     drawer = Drawer(fake_llm(f"```svg\n{APPLE}\n```", APPLE), size=128)
     first = drawer.messages("a red apple", "svg", [])
     assert "Draw a red apple." in first[-1][1] and "0 0 128 128" in first[0][1]
-    history = [{"iteration": 0, "code": APPLE, "language": "svg", "render_error": None,
-                "recognition": {"label": "a tomato", "correct": False},
+    history = [{"iteration": 0, "code": APPLE, "raw": f"Sure!\n```svg\n{APPLE}\n```", "language": "svg",
+                "render_error": None, "recognition": {"label": "a tomato", "correct": False},
                 "critique": {"score": 0.4, "feedback": "- add a leaf"}}]
-    revision = drawer.messages("a red apple", "svg", history)[-1][1]
-    assert APPLE in revision and "a tomato" in revision and "- add a leaf" in revision and "0.40" in revision
+    revision = drawer.messages("a red apple", "svg", history)
+    # the draft's conversation continues: its answer verbatim, then only the feedback is new
+    assert revision[:2] == first and revision[2] == ("assistant", history[0]["raw"])
+    assert revision[3][0] == "user" and len(revision) == 4
+    assert "a tomato" in revision[3][1] and "- add a leaf" in revision[3][1] and "0.40" in revision[3][1]
+
+
+def _attempt(iteration, parent, code=APPLE, score=0.5):
+    return {"iteration": iteration, "parent": parent, "code": code, "raw": f"answer {iteration}\n{code}",
+            "language": "svg", "critique": {"score": score, "feedback": f"- fix number {iteration}"}}
+
+
+def test_a_revision_replays_the_lineage_of_the_attempt_it_revises():
+    # 0 -> 1 -> 3 is the lineage of the best (3); 2 revised 1 too but lost, so it is not replayed
+    history = [_attempt(0, None), _attempt(1, 0), _attempt(2, 1), _attempt(3, 1)]
+    drawer = Drawer(fake_llm(APPLE))
+    turns = drawer.messages("a red apple", "svg", history[:3] + history[3:])
+    answers = [text for role, text in turns if role == "assistant"]
+    assert answers == ["answer 0\n" + APPLE, "answer 1\n" + APPLE, "answer 3\n" + APPLE]
+    assert [role for role, _ in turns] == ["system", "user"] + ["assistant", "user"] * 3
+    assert "- fix number 3" in turns[-1][1] and "- fix number 1" in turns[5][1]
+    # every revision's prompt starts with the exact prompt and answer of its parent (prefix cache)
+    parent_turns = drawer.messages("a red apple", "svg", history[:2])
+    assert turns[:len(parent_turns)] == parent_turns
+
+
+def test_a_long_lineage_keeps_its_latest_links_and_a_failed_link_ends_it():
+    long_code = APPLE + "<!--" + "x" * 3000 + "-->"
+    history = [_attempt(0, None, long_code), _attempt(1, 0, long_code), _attempt(2, 1, long_code)]
+    turns = Drawer(fake_llm(APPLE)).messages("a red apple", "svg", history)
+    assert [text.split("\n")[0] for role, text in turns if role == "assistant"] == ["answer 1", "answer 2"]
+    failed = [_attempt(0, None), {**_attempt(1, 0), "code": "", "raw": "no svg"}, _attempt(2, 1)]
+    turns = Drawer(fake_llm(APPLE)).messages("a red apple", "svg", failed)
+    assert [text.split("\n")[0] for role, text in turns if role == "assistant"] == ["answer 2"]
 
 
 def test_plain_feedback_mode_hides_the_critic():
     drawer = Drawer(fake_llm(APPLE), feedback="plain")
     history = [{"iteration": 0, "code": APPLE, "language": "svg", "critique": {"score": 0.4, "feedback": "SECRET"}}]
-    text = drawer.messages("a red apple", "svg", history)[-1][1]
-    assert "Improve your drawing" in text and "SECRET" not in text
+    turns = drawer.messages("a red apple", "svg", history)
+    assert "Improve your drawing" in turns[-1][1] and all("SECRET" not in text for _, text in turns)
+    assert turns[2] == ("assistant", APPLE)  # no raw answer recorded: the code stands in for it
 
 
 def test_revision_after_render_error_leads_with_the_error():

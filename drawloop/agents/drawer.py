@@ -240,22 +240,32 @@ def repair_svg(svg: str) -> str:
 class Drawer:
     """Writes and rewrites drawing code with a chat model."""
 
-    def __init__(self, llm: ChatLLM, size: int = 256, feedback: str = "critic"):
+    def __init__(self, llm: ChatLLM, size: int = 256, feedback: str = "critic", context_chars: int = 7000):
         self.llm = llm
         self.size = size
         self.feedback = feedback
+        # About 2,300 tokens of earlier turns: with a 1,200-token answer it fits a 4k llama.cpp slot.
+        self.context_chars = context_chars
 
     def messages(self, concept: str, language: str, history: list[Attempt]) -> list[tuple[str, str]]:
-        system = prompts.system_prompt(language, self.size)
+        """A first draft is the system prompt and the task. A revision continues the conversation
+        that produced the attempt it revises (its `parent` links back to the first draft): each
+        earlier answer verbatim as an assistant turn, each followed by the feedback it got. The server
+        has just decoded every one of those tokens, so only the last feedback is new prompt work.
+        A lineage longer than `context_chars` keeps its most recent links."""
+        turns = [("system", prompts.system_prompt(language, self.size)),
+                 ("user", prompts.FIRST_DRAFT.format(concept=concept))]
         base = _revision_base(history)
         if base is None:
-            return [("system", system), ("user", prompts.FIRST_DRAFT.format(concept=concept))]
+            return turns
+        for attempt in _lineage(history, base, self.context_chars):
+            turns += [("assistant", attempt.get("raw") or attempt["code"]), ("user", self.feedback_for(concept, attempt))]
+        return turns
+
+    def feedback_for(self, concept: str, attempt: Attempt) -> str:
         if self.feedback == "plain":
-            user = prompts.PLAIN_REVISION.format(concept=concept, language=language, code=base["code"])
-        else:
-            user = prompts.REVISION.format(concept=concept, language=language, code=base["code"],
-                                           observations=observations(concept, base))
-        return [("system", system), ("user", user)]
+            return prompts.PLAIN_REVISION.format(concept=concept)
+        return prompts.REVISION.format(concept=concept, observations=observations(concept, attempt))
 
     def draw(self, concept: str, language: str, history: list[Attempt], seed: int | None = None) -> Draft:
         kwargs = {"seed": seed} if seed is not None else {}
@@ -278,6 +288,21 @@ def _revision_base(history: list[Attempt]) -> Attempt | None:
         if attempt.get("code"):
             return attempt
     return None
+
+
+def _lineage(history: list[Attempt], base: Attempt, max_chars: int) -> list[Attempt]:
+    """`base` and the attempts it was revised from, oldest first, while their answers fit in
+    `max_chars` (base always). A link without code (a failed draft) ends the lineage."""
+    by_iteration = {a.get("iteration"): a for a in history}
+    chain, size = [base], len(base.get("raw") or base.get("code") or "")
+    parent = by_iteration.get(base.get("parent"))
+    while parent is not None and parent.get("code") and parent not in chain:
+        size += len(parent.get("raw") or parent["code"])
+        if size > max_chars:
+            break
+        chain.insert(0, parent)
+        parent = by_iteration.get(parent.get("parent"))
+    return chain
 
 
 def observations(concept: str, attempt: Attempt) -> str:

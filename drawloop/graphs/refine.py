@@ -139,7 +139,7 @@ class RefineNodes:
                 continue
             if candidate is None:
                 candidate = Attempt(iteration=len(attempts) + index, round=round_, candidate=index,
-                                    language=task["language"])
+                                    language=task["language"], parent=state.get("best"))
                 sends.append(Send("draw", {**task, "candidate": candidate,
                                            "history": _best_last(attempts, state.get("best"))}))
             elif step == "critique":  # the critic compares with the thread's earlier pictures
