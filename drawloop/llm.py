@@ -276,10 +276,11 @@ def ask_json(llm, messages, schema: dict, name: str) -> tuple[dict | None, "Comp
     return method(messages, schema, name) if method else (None, None)
 
 
-def degenerate_repetition(text: str, window: int = 480, min_span: int = 160, min_repeats: int = 8) -> bool:
+def degenerate_repetition(text: str, window: int = 480, min_span: int = 160, min_repeats: int = 8,
+                          max_period: int = 60) -> bool:
     """True when the text ends in one short unit repeated over and over ("L256 256L256 256...")."""
     tail = text[-window:]
-    for period in range(1, 61):
+    for period in range(1, max_period + 1):
         unit = tail[-period:]
         repeats = 1
         while repeats * period + period <= len(tail) and tail[-(repeats + 1) * period:-repeats * period] == unit:

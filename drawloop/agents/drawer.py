@@ -117,9 +117,11 @@ def _well_formed(svg: str) -> bool:
     return True
 
 
-# Constructs under which one line can draw in two places (transforms, reuse, definitions); where
-# any of them appears, a verbatim copy of earlier lines may be deliberate, so it is never cut.
-_CONTEXTUAL = re.compile(r"transform|<(?:use|defs|clipPath|mask|pattern|symbol|marker|svg[^>]*<svg)\b", re.I)
+# Constructs under which one line can draw in two places (transforms, reuse, clip and mask
+# contexts); where any of them appears, a verbatim copy of earlier lines may be deliberate, so it is
+# never cut. A plain <defs> of gradients is not one: exempting it let 7 of 12 capped real loops run
+# to the token cap (bench/loop_guard.py).
+_CONTEXTUAL = re.compile(r"transform|<(?:use|clipPath|mask|pattern|symbol|marker|svg[^>]*<svg)\b", re.I)
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _VIEWBOX = re.compile(r"""viewBox\s*=\s*["']\s*(-?[\d.]+)[\s,]+(-?[\d.]+)[\s,]+([\d.]+)[\s,]+([\d.]+)""")
 
@@ -127,7 +129,13 @@ _VIEWBOX = re.compile(r"""viewBox\s*=\s*["']\s*(-?[\d.]+)[\s,]+(-?[\d.]+)[\s,]+(
 def drawing_loop(text: str) -> bool:
     """Stream guard for the drawer: true when the model is looping, so the rest of its answer
     would draw nothing new, and generation can stop (minutes per draft with a small local model)."""
-    return degenerate_repetition(text) or copied_block(text) or off_canvas_walk(text)
+    return degenerate_repetition(text) or long_unit_loop(text) or copied_block(text) or off_canvas_walk(text)
+
+
+def long_unit_loop(text: str) -> bool:
+    """A run of path commands of 61-120 characters copied five times over at the very end
+    ("zm0 48c0 33.33 33.33 0 66.67 0 ... V256H0V0H256V256" again and again, in one d attribute)."""
+    return degenerate_repetition(text, window=960, min_span=360, min_repeats=5, max_period=120)
 
 
 def svg_answer_done(text: str) -> bool:
@@ -275,8 +283,13 @@ class Drawer:
                                        **kwargs)
         except LLMError as exc:
             return Draft(code="", error=str(exc))
+        text = answer.text
+        if answer.cut_short and language == "svg" and drawing_loop(text):
+            # stopped inside a copy of an earlier element: drop the half-written copy, which
+            # repair would otherwise close with default (black) paint
+            text = text[:text.rfind(">") + 1]
         try:
-            code = extract_code(answer.text, language)
+            code = extract_code(text, language)
         except NoCodeError as exc:
             return Draft(code="", raw=answer.text, error=str(exc), usage=answer.usage())
         return Draft(code=code, raw=answer.text, usage=answer.usage())
