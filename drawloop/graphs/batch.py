@@ -20,35 +20,19 @@ an unreachable model should not burn every job's tries.
 Executors. The local default is a thread pool: the graph's nodes are blocking calls (HTTP to the
 model server, the renderer's worker processes), so threads overlap their waiting exactly as an
 asyncio loop would, without an async rewrite of every agent. Anything with `map_unordered` can
-schedule the work instead. A cluster executor, e.g. on Ray, would look like this (not shipped):
-
-    class RayExecutor:
-        def map_unordered(self, fn, items, concurrency):
-            remote, pending = ray.remote(fn), {}
-            for item in items:                          # lazily, like the local executor
-                if len(pending) >= concurrency:
-                    yield from self._collect(pending, num_returns=1)
-                pending[remote.remote(item)] = item
-            while pending:
-                yield from self._collect(pending, num_returns=1)
-
-        def _collect(self, pending, num_returns):
-            done, _ = ray.wait(list(pending), num_returns=num_returns)
-            for ref in done:
-                item = pending.pop(ref)
-                try:
-                    yield item, ray.get(ref)
-                except Exception as exc:
-                    yield item, exc
-
-For that, `fn` (a ThreadWorker) must build its graphs in the remote process (GraphCache holds only
-settings), checkpoints must go to a shared saver (langgraph-checkpoint-postgres instead of SQLite),
-the artifact store must be on shared storage, and the model a shared OpenAI-compatible endpoint
-(vLLM). Commits stay in the driver, so the dataset manifest keeps a single writer.
+schedule the work instead. `drawloop.graphs.ray_executor.RayExecutor` runs it on a Ray cluster
+(`--executor ray`): an executor with `remote = True` gets the ThreadWorker itself, pickled, not
+the runner's bound method. The worker then carries a `PortableGraphs` (settings, agent names, the
+artifact folder and where checkpoints live) and each worker process builds its own graphs, model
+client and checkpointer from it; the trace events of a thread come back with its outcome
+(`ThreadOutcome.events`) and the driver writes them. Commits stay in the driver, so the dataset
+manifest keeps a single writer; the executor yields one result per job, so a job retried inside
+Ray (a worker that died) is still committed once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -97,6 +81,7 @@ class ThreadOutcome:
     error: str | None = None                              # why there is no drawing; None when there is
     resumed: bool = False                                 # the thread had a checkpoint already
     seconds: float = 0.0
+    events: list[dict] = field(default_factory=list)      # trace events, when it ran in another process
 
     @property
     def ok(self) -> bool:
@@ -196,6 +181,18 @@ class ThreadExecutor:
 _END = object()
 
 
+@contextlib.contextmanager
+def _closing(results: Iterator) -> Iterator[Iterator]:
+    """Close an executor's result stream as soon as the consumer leaves it (also on an error), so
+    the executor stops starting work then, not when the garbage collector gets to the generator."""
+    try:
+        yield results
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
+
+
 # ---------------------------------------------------------------- graphs per temperature
 
 class GraphCache:
@@ -219,6 +216,10 @@ class GraphCache:
                                              ("critic", settings.critic))}
         self._graphs: dict[float, Any] = {}
         self._lock = threading.Lock()
+
+    def __reduce__(self):
+        raise TypeError("a GraphCache holds live models and connections and cannot go to another process; "
+                        "executors that run threads elsewhere get a PortableGraphs (drawloop.graphs.ray_executor)")
 
     def _drawer(self, temperature: float):
         if self.drawer is not None and not isinstance(self.drawer, str):
@@ -254,18 +255,24 @@ class ThreadWorker:
     def __init__(self, graphs: GraphCache, run_id: str, language: str,
                  on_event: Callable[[TraceEvent], None] | None = None):
         self.graphs, self.run_id, self.language, self.on_event = graphs, run_id, language, on_event
+        self.keep_events = False   # set in a copy sent to another process: events return with the outcome
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "on_event": None, "keep_events": True}
 
     def __call__(self, job: ThreadJob) -> ThreadOutcome:
         start = time.perf_counter()
         graph = self.graphs.graph(job.temperature)
         config = {"configurable": {"thread_id": job.thread_id, "run_id": self.run_id, "seed": job.thread_seed}}
         first = {"concept": job.concept, "language": self.language, "attempts": []}
-        emit = (lambda chunk: self.on_event(TraceEvent.from_dict(chunk))) if self.on_event else None
+        events: list[dict] = []
+        emit = (lambda chunk: self.on_event(TraceEvent.from_dict(chunk))) if self.on_event else \
+            events.append if self.keep_events else None
         outcome = run_thread(graph, config, first, on_event=emit)
         error = drawing_error(outcome.state)
         if error is None and not outcome.finished:
             error = "the thread stopped before its loop decided to stop"  # never commit half a thread
-        return ThreadOutcome(job, outcome.state, error, outcome.resumed, time.perf_counter() - start)
+        return ThreadOutcome(job, outcome.state, error, outcome.resumed, time.perf_counter() - start, events)
 
     def forget(self, job: ThreadJob) -> None:
         """Drop a committed or failed thread's checkpoints: the manifest holds what matters."""
@@ -362,41 +369,53 @@ class BatchRunner:
         stats.total = total
         stats.done = stats.done_before = done_before
         streak = 0
+        # An executor that runs jobs in other processes gets the (picklable) worker, not this runner;
+        # the driver then counts the jobs in flight and replays each thread's trace events.
+        remote = bool(getattr(self.executor, "remote", False))
         round_jobs: Iterable[ThreadJob] | None = jobs
         while round_jobs is not None:
             retry: list[ThreadJob] = []
-            for job, outcome in self.executor.map_unordered(self._run_one, self._feed(round_jobs, lambda: streak),
-                                                             self.concurrency):
-                if isinstance(outcome, BaseException):
-                    if isinstance(outcome, (KeyboardInterrupt, SystemExit)):
-                        raise outcome
-                    outcome = ThreadOutcome(job, error=f"{type(outcome).__name__}: {outcome}"[:500])
-                if outcome.ok:
-                    commit(outcome)                # durable before it counts as done
-                    self.worker.forget(job)
-                    stats.done += 1
-                    streak = 0
-                else:
-                    final = job.tries + 1 >= self.max_tries
-                    if on_failure:
-                        on_failure(job, outcome.error, final)
-                    self.worker.forget(job)
-                    stats.last_error = outcome.error
-                    streak += 1
-                    if final:
-                        stats.failed += 1
+            fn, feed = self.worker if remote else self._run_one, self._feed(round_jobs, lambda: streak, remote)
+            with _closing(self.executor.map_unordered(fn, feed, self.concurrency)) as results:
+                for job, outcome in results:   # closed at once on an error: nothing new starts
+                    if remote:
+                        with self._lock:
+                            stats.running -= 1
+                        for chunk in getattr(outcome, "events", None) or ():
+                            self._event(TraceEvent.from_dict(chunk))
+                    if isinstance(outcome, BaseException):
+                        if isinstance(outcome, (KeyboardInterrupt, SystemExit)):
+                            raise outcome
+                        outcome = ThreadOutcome(job, error=f"{type(outcome).__name__}: {outcome}"[:500])
+                    if outcome.ok:
+                        commit(outcome)                # durable before it counts as done
+                        self.worker.forget(job)
+                        stats.done += 1
+                        streak = 0
                     else:
-                        stats.retries += 1
-                        retry.append(replace(job, tries=job.tries + 1))
-                if on_progress:
-                    on_progress(stats)
+                        final = job.tries + 1 >= self.max_tries
+                        if on_failure:
+                            on_failure(job, outcome.error, final)
+                        self.worker.forget(job)
+                        stats.last_error = outcome.error
+                        streak += 1
+                        if final:
+                            stats.failed += 1
+                        else:
+                            stats.retries += 1
+                            retry.append(replace(job, tries=job.tries + 1))
+                    if on_progress:
+                        on_progress(stats)
             if streak >= self.abort_after:
                 raise BatchAborted(f"{streak} threads failed in a row; last error: {stats.last_error}")
             round_jobs = retry or None
         return stats
 
-    def _feed(self, jobs: Iterable[ThreadJob], streak: Callable[[], int]) -> Iterator[ThreadJob]:
+    def _feed(self, jobs: Iterable[ThreadJob], streak: Callable[[], int], count: bool = False) -> Iterator[ThreadJob]:
         for job in jobs:
             if streak() >= self.abort_after:
                 return  # stop starting new threads; the ones in flight finish
+            if count:
+                with self._lock:
+                    self.stats.running += 1
             yield job
