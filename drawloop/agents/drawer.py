@@ -129,7 +129,8 @@ _VIEWBOX = re.compile(r"""viewBox\s*=\s*["']\s*(-?[\d.]+)[\s,]+(-?[\d.]+)[\s,]+(
 def drawing_loop(text: str) -> bool:
     """Stream guard for the drawer: true when the model is looping, so the rest of its answer
     would draw nothing new, and generation can stop (minutes per draft with a small local model)."""
-    return degenerate_repetition(text) or long_unit_loop(text) or copied_block(text) or off_canvas_walk(text)
+    return (degenerate_repetition(text) or long_unit_loop(text) or copied_block(text) or off_canvas_walk(text)
+            or counted_off_canvas(text))
 
 
 def long_unit_loop(text: str) -> bool:
@@ -170,6 +171,28 @@ def off_canvas_walk(text: str, window: int = 480) -> bool:
     if sum(abs(float(n)) > bound for n in _NUMBER.findall(tail[-120:])) < 4:
         return False
     return degenerate_repetition(_NUMBER.sub("#", tail), window=window, min_span=60, min_repeats=8)
+
+
+def counted_off_canvas(text: str, run: int = 8, outside: int = 3) -> bool:
+    """Elements of one shape whose coordinate counts up by a fixed step ("x=20", "x=30", ... one
+    rect after another) and has left the canvas for the last `outside` of them: whatever follows
+    is drawn where nobody sees it. (Seen in a real demo: a bicycle's 'spokes' counting to x=410.)"""
+    match = _VIEWBOX.search(text)
+    if not match:
+        return False
+    x, y, width, height = (float(v) for v in match.groups())
+    lines = [line.strip() for line in text[:text.rfind("\n") + 1].splitlines() if line.strip()][-run:]
+    if len(lines) < run or not all(line.startswith("<") and not line.startswith(("</", "<!")) for line in lines):
+        return False
+    if len({_NUMBER.sub("#", line) for line in lines}) != 1:
+        return False
+    rows = [[float(n) for n in _NUMBER.findall(line)] for line in lines]
+    low, high = min(x, y) - 0.1 * max(width, height), max(x + width, y + height) + 0.1 * max(width, height)
+    for column in zip(*rows):
+        steps = {round(b - a, 6) for a, b in zip(column, column[1:])}
+        if len(steps) == 1 and steps != {0} and all(not low <= v <= high for v in column[-outside:]):
+            return True
+    return False
 
 
 def trim_repetition(text: str, max_period: int = 60, min_repeats: int = 4) -> str:
