@@ -43,9 +43,20 @@ class AugmentConfig:
         return asdict(self)
 
 
-def augment(images: torch.Tensor, config: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
-    """One random view of every image in the batch."""
+def augment(images: torch.Tensor, config: AugmentConfig, gen: torch.Generator,
+            part: tuple[int, int] | None = None) -> torch.Tensor:
+    """One random view of every image in the batch.
+
+    `part=(start, total)`: these images are rows start.. of a batch of `total` (one DDP rank's share).
+    Every parameter is then drawn for the whole batch and only these rows kept, so the views are the ones
+    a single process would make for these images, and `gen` advances alike on every rank.
+    """
     _check_batch(images)
+    if part is not None:
+        start, total = part
+        if start < 0 or start + images.shape[0] > total:
+            raise ValueError(f"rows {start}..{start + images.shape[0]} are not inside a batch of {total}")
+        gen = _Share(gen, start, total)
     x = random_resized_crop(images, config.crop_scale, config.crop_ratio, config.flip_p, gen)
     x = color_jitter(x, config.brightness, config.contrast, config.saturation, config.hue, config.jitter_p, gen)
     x = random_grayscale(x, config.gray_p, gen)
@@ -161,7 +172,16 @@ def _rotate_hue(images: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
     return torch.einsum("bij,bjhw->bihw", mix, images)
 
 
-def _uniform(n: int, low: float, high: float, gen: torch.Generator) -> torch.Tensor:
+class _Share:
+    """A generator standing for a whole batch of `total` images, of which the caller holds rows start.."""
+
+    def __init__(self, gen: torch.Generator, start: int, total: int):
+        self.gen, self.start, self.total = gen, start, total
+
+
+def _uniform(n: int, low: float, high: float, gen: torch.Generator | _Share) -> torch.Tensor:
+    if isinstance(gen, _Share):
+        return (torch.rand(gen.total, generator=gen.gen) * (high - low) + low)[gen.start : gen.start + n]
     return torch.rand(n, generator=gen) * (high - low) + low
 
 

@@ -17,6 +17,11 @@ fall). So the queue also remembers which image each key came from, and those ent
 MoCo without several GPUs needs "shuffle BN" emulated: batch-norm statistics over a whole batch let the
 query find its key through the batch, not the image. As in the official MoCo CIFAR demo, we run the
 encoders on `bn_splits` chunks (keys in a shuffled order), so each chunk has its own statistics.
+
+Under torch.distributed (`drawloop train --nproc N`, or torchrun) the same function trains with DDP: the
+global batch stays `batch_size`, split across ranks; MoCo shuffles keys across ranks and enqueues every
+rank's keys, SimCLR's negatives are all ranks' views; rank 0 alone writes checkpoints, model and report.
+See drawloop/vision/distributed.py for what matches one process and what does not.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from drawloop.vision import distributed
 from drawloop.vision.augment import AugmentConfig, augment
 from drawloop.vision.backbone import BackboneConfig, build_backbone, save_backbone
 
@@ -129,23 +135,49 @@ class MoCo(nn.Module):
 
     def forward(self, view_q: torch.Tensor, view_k: torch.Tensor, gen: torch.Generator,
                 ids: torch.Tensor | None = None):
-        q = _split_forward(self.encoder, view_q, self.splits)
+        ranks = distributed.world().size
+        splits = self.splits if ranks == 1 else max(1, self.splits // ranks)  # the global batch's BN groups
+        q = _split_forward(self.encoder, view_q, splits)
+        if ids is not None:
+            ids = ids.to(q.device)
         with torch.no_grad():
             self.momentum_update()
-            order = torch.randperm(view_k.shape[0], generator=gen).to(view_k.device)
-            k = torch.empty_like(q)
-            k[order] = _split_forward(self.key_encoder, view_k[order], self.splits)
+            if ranks == 1:
+                order = torch.randperm(view_k.shape[0], generator=gen).to(view_k.device)
+                k = torch.empty_like(q)
+                k[order] = _split_forward(self.key_encoder, view_k[order], splits)
+                all_k, all_ids = k, ids
+            else:
+                k, all_k, all_ids = self._keys_across_ranks(view_k, gen, ids, splits)
         positive = (q * k).sum(dim=1, keepdim=True)
         negative = q @ self.queue.clone().T
         if ids is not None:  # an older key of the same image is not a negative
-            ids = ids.to(q.device)
             negative = negative.masked_fill(ids[:, None] == self.queue_ids[None, :], float("-inf"))
         logits = torch.cat([positive, negative], dim=1) / self.t
         target = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)  # the key sits in column 0
         loss = F.cross_entropy(logits, target)
         accuracy = (logits.argmax(dim=1) == 0).float().mean()
-        self.enqueue(k, ids)
+        self.enqueue(all_k, all_ids)  # every rank enqueues the whole global batch: the queues stay equal
         return loss, accuracy
+
+    @torch.no_grad()
+    def _keys_across_ranks(self, view_k: torch.Tensor, gen: torch.Generator, ids: torch.Tensor | None,
+                           splits: int):
+        """Shuffle BN across ranks (facebookresearch/moco's batch_shuffle_ddp, with the seeded generator).
+
+        The key views of all ranks are gathered and permuted by one permutation that every rank draws
+        alike; each rank encodes its slice of the shuffled batch, the keys are gathered back and unshuffled.
+        Returns this rank's keys, the global batch's keys and their image ids, in rank order.
+        """
+        views = distributed.concat_all_gather(view_k)
+        order = torch.randperm(views.shape[0], generator=gen).to(view_k.device)
+        b, rank = view_k.shape[0], distributed.world().rank
+        shuffled = distributed.concat_all_gather(
+            _split_forward(self.key_encoder, views[order[rank * b : (rank + 1) * b]], splits))
+        all_k = torch.empty_like(shuffled)
+        all_k[order] = shuffled
+        all_ids = None if ids is None else distributed.concat_all_gather(ids)
+        return all_k[rank * b : (rank + 1) * b], all_k, all_ids
 
 
 class SimCLR(nn.Module):
@@ -159,15 +191,32 @@ class SimCLR(nn.Module):
     def forward(self, view_a: torch.Tensor, view_b: torch.Tensor, gen: torch.Generator,
                 ids: torch.Tensor | None = None):
         z = self.encoder(torch.cat([view_a, view_b]))
-        return nt_xent(z, self.t)
+        w = distributed.world()
+        if w.size == 1:
+            return nt_xent(z, self.t)
+        # Gather every rank's views (gradient flowing back to ours) into one process's layout, rows i and
+        # i + B the two views of image i; this rank's loss is over its own rows, against all 2B.
+        b, d = view_a.shape[0], z.shape[1]
+        z = distributed.all_gather_with_grad(z).view(w.size, 2, b, d).transpose(0, 1).reshape(-1, d)
+        mine = torch.arange(w.rank * b, (w.rank + 1) * b)
+        return nt_xent(z, self.t, rows=torch.cat([mine, mine + w.size * b]))
 
 
-def nt_xent(z: torch.Tensor, temperature: float):
-    """NT-Xent over 2B normalised projections, where rows i and i + B are two views of one image."""
+def nt_xent(z: torch.Tensor, temperature: float, rows: torch.Tensor | None = None):
+    """NT-Xent over 2B normalised projections, where rows i and i + B are two views of one image.
+
+    `rows`: only these rows are queries (a DDP rank's own), still against all 2B views.
+    """
     n = z.shape[0] // 2
-    sim = z @ z.T / temperature
-    sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
     target = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
+    if rows is None:
+        sim = z @ z.T / temperature
+        sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
+    else:
+        rows = rows.to(z.device)
+        sim = z[rows] @ z.T / temperature
+        sim = sim.masked_fill(rows[:, None] == torch.arange(2 * n, device=z.device)[None, :], float("-inf"))
+        target = target[rows]
     loss = F.cross_entropy(sim, target)
     accuracy = (sim.argmax(dim=1) == target).float().mean()
     return loss, accuracy
@@ -206,17 +255,25 @@ def train(
     Writes out_dir/model.pt (the backbone) and out_dir/train.json (settings, `info` such as the data
     source, image count, wall time, loss curves). `stop_after_epoch` ends the run early, after that
     epoch's checkpoint, as a kill would: for tests.
+
+    Inside an initialised process group every rank calls this with the same arguments; `batch_size` is the
+    global batch and each rank trains on its share (DDP). Rank 0 writes the files and shows progress.
     """
     _check_images(images)
+    w = distributed.world()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    dev = pick_device(device)
+    if w.main:
+        out.mkdir(parents=True, exist_ok=True)
+    dev = distributed.rank_device(pick_device(device), w)
     batch = min(config.batch_size, images.shape[0])
+    share = distributed.local_batch(batch, w.size)  # this rank's rows of every global batch
     steps_per_epoch = images.shape[0] // batch  # drop the ragged last batch: BN on a handful is noise
     total_steps = steps_per_epoch * config.epochs
 
     torch.manual_seed(config.seed)
     model = build_model(config, images.shape[0]).to(dev)
+    if w.size > 1 and dev.type == "cuda" and config.method == "simclr":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # SimCLR's global BN (torch's is GPU-only)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
     gen = torch.Generator().manual_seed(config.seed)
@@ -224,28 +281,33 @@ def train(
 
     ckpt_path = out / "checkpoint.pt"
     fingerprint = data_fingerprint(images)
-    if ckpt_path.exists():
+    if distributed.all_agree(ckpt_path.exists()):
         state = _resume(ckpt_path, config, fingerprint, model, optimizer, gen)
+    net = model
+    if w.size > 1:  # after resuming: DDP starts from rank 0's weights; the queue is kept equal by enqueue
+        net = distributed.wrap(model, dev)
 
-    bar = _Bar(progress, total_steps, state["step"])
+    bar = _Bar(progress and w.main, total_steps, state["step"])
     started = time.perf_counter() - state["wall_s"]
-    model.train()
+    net.train()
+    rows = slice(w.rank * share, (w.rank + 1) * share)
     with bar:
         for epoch in range(state["epoch"], config.epochs):
-            order = torch.randperm(images.shape[0], generator=gen)
+            order = torch.randperm(images.shape[0], generator=gen)  # the same on every rank: one seed
             epoch_loss = epoch_accuracy = 0.0
             for i in range(steps_per_epoch):
                 t0 = time.perf_counter()
-                ids = order[i * batch : (i + 1) * batch]
+                ids = order[i * batch : (i + 1) * batch][rows]
                 x = images[ids].to(dev).float().div_(255)
-                view_a, view_b = augment(x, config.augment, gen), augment(x, config.augment, gen)
+                part = None if w.size == 1 else (rows.start, batch)
+                view_a, view_b = augment(x, config.augment, gen, part), augment(x, config.augment, gen, part)
                 for group in optimizer.param_groups:
                     group["lr"] = cosine_lr(config.lr, state["step"], total_steps)
-                loss, accuracy = model(view_a, view_b, gen, ids)
+                loss, accuracy = net(view_a, view_b, gen, ids)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                loss_value, accuracy_value = loss.item(), accuracy.item()  # one device sync per step
+                loss_value, accuracy_value = distributed.mean_over_ranks(loss, accuracy)  # one sync per step
                 state["step"] += 1
                 state["step_losses"].append(loss_value)
                 epoch_loss += loss_value
@@ -255,7 +317,8 @@ def train(
             state["epoch_losses"].append(epoch_loss / steps_per_epoch)
             state["epoch_accuracies"].append(epoch_accuracy / steps_per_epoch)
             state["wall_s"] = time.perf_counter() - started
-            _save_checkpoint(ckpt_path, config, fingerprint, model, optimizer, gen, state)
+            if w.main:
+                _save_checkpoint(ckpt_path, config, fingerprint, model, optimizer, gen, state)
             if stop_after_epoch is not None and state["epoch"] >= stop_after_epoch:
                 break
 
@@ -267,11 +330,13 @@ def train(
     meta = {**(info or {}), "settings": config.to_dict(), "epochs_done": result.epochs, "images": result.images,
             "size": images.shape[-1], "batch_size": batch, "device": str(dev), "wall_s": round(wall, 2),
             "images_per_s": round(result.images_per_s, 1), "epoch_losses": result.epoch_losses,
-            "epoch_accuracies": result.epoch_accuracies}
+            "epoch_accuracies": result.epoch_accuracies, "world_size": w.size}
     if config.method == "moco":
         meta["queue_size"] = model.queue.shape[0]
-    save_backbone(model_path, model.encoder.backbone, meta)
-    (out / "train.json").write_text(json.dumps({**meta, "step_losses": result.step_losses}, indent=1))
+    if w.main:
+        save_backbone(model_path, model.encoder.backbone, meta)
+        (out / "train.json").write_text(json.dumps({**meta, "step_losses": result.step_losses}, indent=1))
+    distributed.barrier()  # every rank returns once rank 0's files are written
     return result
 
 
