@@ -2,6 +2,8 @@
 
     drawloop train --data data/llm --method moco --epochs 30 --out runs/llm
     drawloop train --data procedural:deadleaves --images 5000 --epochs 30 --out runs/dl
+    drawloop train --data data/llm --nproc 2 --out runs/llm-ddp    # DDP: 2 processes, same global batch
+    torchrun --standalone --nproc-per-node 4 --no-python drawloop train --data data/llm --out runs/llm-ddp
     drawloop probe --checkpoint runs/llm/model.pt            # Fashion-MNIST linear + kNN accuracy
     drawloop probe --random-init                             # the floor: the same backbone, untrained
     drawloop compare --sources data/llm,procedural:deadleaves,procedural:shapes,procedural:spectral \\
@@ -44,23 +46,48 @@ def train_command(
                                           "of rows naming them (e.g. a FAISS-curated list)"),
     where: list[str] = typer.Option([], help="keep metadata.jsonl rows where KEY=VALUE (repeatable)"),
     device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda, cuda:1"),
-    threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: all, or 1 when the "
-                                          "machine is already busy)"),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for torch, per process (default: all, "
+                                          "shared out over --nproc, or 1 when the machine is already busy)"),
+    nproc: Optional[int] = typer.Option(None, "--nproc", min=1, help="training processes on this machine "
+                                        "(DDP; --batch-size stays the global batch, split across them; gloo "
+                                        "on CPU, one GPU each on CUDA). Under torchrun, leave it out"),
 ) -> None:
     """Self-supervised training (MoCo-v2 or SimCLR) on a folder of drawings or a procedural baseline."""
     _set_threads(threads)
+    import torch
+
+    from drawloop.vision import distributed
     from drawloop.vision.backbone import BackboneConfig
     from drawloop.vision.data import load_source
     from drawloop.vision.ssl import TrainConfig, train
 
+    torchrun = distributed.launched_by_torchrun()
+    say = console.print if not torchrun or distributed.env_world().main else (lambda *a, **k: None)
     with _clear_errors():
+        if torchrun and nproc not in (None, distributed.env_world().local_size):
+            _fail(f"torchrun started {distributed.env_world().local_size} processes on this machine but "
+                  f"--nproc is {nproc}; leave --nproc out under torchrun")
         config = TrainConfig(method=method, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                              backbone=BackboneConfig(arch=arch, width=width))
-        console.print(f"loading [bold]{data}[/] at {size} px ...")
+        say(f"loading [bold]{data}[/] at {size} px ...")
         pixels = load_source(data, size, limit=images, seed=seed, subset=subset, where=_parse_where(where))
-        console.print(f"{len(pixels)} images -> {out}")
-        result = train(pixels, config, out, device=device, info={"source": data})
-    console.print(f"[green]done[/]: {result.epochs} epochs, {result.wall_s:.0f} s, "
+        info = {"source": data}
+        if torchrun:  # one of the launcher's processes: join its group, train our share
+            w = distributed.env_world()
+            say(f"{len(pixels)} images -> {out} ({w.size} processes, torchrun)")
+            distributed.setup(device)
+            try:
+                result = train(pixels, config, out, device=device, progress=w.main, info=info)
+            finally:
+                distributed.teardown()
+        elif nproc and nproc > 1:
+            say(f"{len(pixels)} images -> {out} ({nproc} processes)")
+            result = distributed.train_in_processes(pixels, config, out, nproc, device=device, info=info,
+                                                    threads=threads or max(1, torch.get_num_threads() // nproc))
+        else:
+            say(f"{len(pixels)} images -> {out}")
+            result = train(pixels, config, out, device=device, info=info)
+    say(f"[green]done[/]: {result.epochs} epochs, {result.wall_s:.0f} s, "
                   f"{result.images_per_s:.0f} img/s, final loss {result.epoch_losses[-1]:.3f} -> {result.model_path}")
 
 
