@@ -197,3 +197,9 @@ def test_augmenting_a_share_gives_those_rows_of_the_whole_batch(images):
     assert torch.equal(gens[0].get_state(), gens[1].get_state())  # the ranks' generators stay in step
     with pytest.raises(ValueError, match="not inside a batch"):
         augment(x, config, gens[0], part=(8, 16))
+
+
+def test_an_error_in_the_processes_comes_back_as_its_message(images, tmp_path):
+    train(images, _config(epochs=1), tmp_path, progress=False)
+    with pytest.raises(ValueError, match="other settings"):  # raised in both ranks, on resume
+        train_in_processes(images, _config(epochs=1, lr=0.5), tmp_path, nproc=2, threads=1, progress=False)
