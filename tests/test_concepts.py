@@ -257,7 +257,7 @@ def test_cli_json_limit_and_category(cli):
 def test_cli_show_and_clear_errors(cli):
     shown = cli("show", "a row of bicycles")
     assert shown.exit_code == 0 and "six bicycles in a circle" in shown.output
-    assert "images/row-of-bicycles/" in shown.output
+    assert "train/row-of-bicycles-NNNN.png" in shown.output
     missing = cli("show", "a parot")
     assert missing.exit_code == 1 and "a parrot" in missing.output
     bad = cli("list", "--level", "animals")

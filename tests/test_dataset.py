@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from drawloop.agents.base import Draft
 from drawloop.agents.critic import Critic, RenderSanityScorer
 from drawloop.config import Settings
-from drawloop.dataset import DatasetError, DrawingDataset, build_dataset, curate_dataset, image_folder
+from drawloop.dataset import DatasetError, DrawingDataset, build_dataset, curate_dataset
 from drawloop.dataset.manifest import Manifest
 from drawloop.dataset.plan import job_temperature, plan_jobs, select_concepts, unique_slugs
 
@@ -157,17 +157,20 @@ def test_build_draws_every_sample_and_exports_a_readable_dataset(tmp_path):
     assert len(rows) == 9 and len({r["png_sha256"] for r in rows}) == 9 and not any(r["duplicate"] for r in rows)
     row = rows[0]
     for key in ("concept", "level", "score", "recognition", "iterations", "model", "seed", "temperature",
-                "png_sha256", "code_sha256", "image", "code"):
+                "png_sha256", "code_sha256", "file_name", "code", "split"):
         assert key in row
     assert row["model"] == "custom:PlantedDrawer" and row["iterations"] == 2
-    assert (root / row["image"]).read_bytes()[:4] == b"\x89PNG" and (root / row["code"]).read_text().startswith("<svg")
-    assert row["image"] == f"images/{row['slug']}/{row['id']}.png"
+    assert (root / row["file_name"]).read_bytes()[:4] == b"\x89PNG" and (root / row["code"]).read_text().startswith("<svg")
+    assert row["file_name"] == f"{row['split']}/{row['id']}.png" and "image" not in row
+    # split by concept: a concept's drawings all in one split (tests/test_dataset_formats.py has more)
+    assert {r["concept"]: r["split"] for r in rows} == {"a varied tree": "validation", "a red circle": "train",
+                                                        "a blue square": "train"}
 
     data = DrawingDataset(root)
     assert len(data) == 9 and data.classes == ["blue-square", "red-circle", "varied-tree"]
     assert {data.label(i) for i in range(9)} == {0, 1, 2} and data.image(0).size == (64, 64)
-    samples, classes = image_folder(root / "images")            # plain ImageFolder view
-    assert classes == data.classes and sorted(p for p, _ in samples) == sorted(p for p, _ in data.samples())
+    assert DrawingDataset(root, split="validation").classes == ["varied-tree"]
+    assert len(DrawingDataset(root, split="train")) == 6
     assert len(data.index()) == 9
     from drawloop.vision.data import load_source
 
@@ -191,16 +194,16 @@ def test_planted_duplicates_are_removed_and_recuration_restores_them(tmp_path):
     assert len({rows[i]["png_sha256"] for i in rows if rows[i]["slug"] == "shifted-dog"}) > 1
     assert len(kept("varied-tree")) == 3
     dup = next(r for r in rows.values() if r["slug"] == "shifted-dog" and r["duplicate"])
-    assert dup["duplicate_of"] in rows and dup["image"].startswith("duplicates/") and (root / dup["image"]).is_file()
-    assert not (root / "images" / "shifted-dog" / f"{dup['id']}.png").exists()
+    assert dup["duplicate_of"] in rows and dup["file_name"].startswith("duplicates/") and (root / dup["file_name"]).is_file()
+    assert not (root / dup["split"] / f"{dup['id']}.png").exists()
     assert result.summary["duplicates"] == 6 and len(DrawingDataset(root)) == 6
     assert len(DrawingDataset(root, include_duplicates=True)) == 12 and len(DrawingDataset(root).index()) == 6
     assert result.summary["levels"]["custom"]["duplicates"] == 6
 
     curate_dataset(root, dedup_scope="global")      # the twin's copy of the cat goes too
-    assert len(DrawingDataset(root)) == 5 and not (root / "images" / "planted-twin").exists()
+    assert len(DrawingDataset(root)) == 5 and not list((root / "train").glob("planted-twin-*"))
     curate_dataset(root, dedup_scope="concept")     # and comes back, without redrawing anything
-    assert len(DrawingDataset(root)) == 6 and len(list((root / "images" / "planted-twin").glob("*.png"))) == 1
+    assert len(DrawingDataset(root)) == 6 and len(list((root / "train").glob("planted-twin-*.png"))) == 1
     with pytest.raises(ValueError, match="dedup"):
         curate_dataset(root, dedup=1.5)
 
@@ -213,12 +216,12 @@ def test_rebuild_resumes_without_redrawing_and_redraws_only_lost_files(tmp_path)
     result = build(tmp_path, ("a varied tree", "a blue square"), samples=2, drawer=drawer)
     assert len(drawer.calls) == calls and result.stats.done_before == 4
     assert (tmp_path / "data" / "metadata.jsonl").read_text() == before
-    (tmp_path / "data" / "images" / "varied-tree" / "varied-tree-0001.png").unlink()
+    (tmp_path / "data" / "validation" / "varied-tree-0001.png").unlink()
     build(tmp_path, ("a varied tree", "a blue square"), samples=3, drawer=drawer)   # and one more sample each
     redrawn = {concept for concept, _ in drawer.calls[calls:]}
     assert len(drawer.calls) - calls == 3 * 2 and redrawn == {"a varied tree", "a blue square"}
     rows = [json.loads(line) for line in (tmp_path / "data" / "metadata.jsonl").read_text().splitlines()]
-    assert len(rows) == 6 and (tmp_path / "data" / "images" / "varied-tree" / "varied-tree-0001.png").is_file()
+    assert len(rows) == 6 and (tmp_path / "data" / "validation" / "varied-tree-0001.png").is_file()
 
 
 def test_failed_drawings_are_recorded_and_retried_on_request(tmp_path):
@@ -391,8 +394,8 @@ def _dataset(out: Path) -> tuple[list[dict], list[str]]:
     rows = [json.loads(line) for line in (out / "metadata.jsonl").read_text().splitlines()]
     for row in rows:
         row.pop("seconds")  # wall time, the one thing that may differ
-    files = sorted(str(p.relative_to(out)) for top in ("images", "duplicates") if (out / top).exists()
-                   for p in (out / top).rglob("*") if p.is_file())
+    files = sorted(str(p.relative_to(out)) for top in ("train", "validation", "duplicates") if (out / top).exists()
+                   for p in (out / top).rglob("*") if p.is_file() and p.name != "metadata.jsonl")
     return rows, files
 
 
@@ -528,8 +531,7 @@ def test_an_error_while_threads_wait_on_the_model_exits_at_once(tmp_path, stalli
     node threads at exit, so a plain exit would wait for the model's answer.)"""
     StallingModel.stall_on = b"stuck kettle"
     out = tmp_path / "data"
-    (out / "images").mkdir(parents=True)
-    (out / "images" / "red-circle").write_text("a file where the drawings' folder should be")
+    (out / "train" / "red-circle-0000.png").mkdir(parents=True)   # a folder where the drawing should be
     args = _cli_args(concept_file(tmp_path, "a stuck kettle", "a red circle"), out, stalling_server)
     args[args.index("--samples") + 1] = "1"
     process = subprocess.Popen([sys.executable, "-m", "drawloop", *args], stdout=subprocess.PIPE,
@@ -540,7 +542,7 @@ def test_an_error_while_threads_wait_on_the_model_exits_at_once(tmp_path, stalli
         process.kill()
     assert StallingModel.waiting.is_set()               # the kettle's thread really was waiting
     assert process.returncode == 2, output[-2000:]
-    assert "error:" in output and "images/red-circle" in output and "Traceback" not in output
+    assert "error:" in output and "train/red-circle-0000.png" in output and "Traceback" not in output
     with Manifest(out / "manifest.sqlite") as manifest:
         assert manifest.counts() == {"pending": 2, "done": 0, "failed": 0}   # nothing counted that is not on disk
 

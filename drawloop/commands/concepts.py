@@ -58,6 +58,7 @@ def list_concepts(
 def show_concept(name: str = typer.Argument(..., help="A concept, e.g. \"a row of bicycles\".")) -> None:
     """Show one concept: level, category, parts, distractors and its dataset folder name."""
     from drawloop.concepts import get_concept, load_concepts, slugify
+    from drawloop.dataset.splits import concept_split
 
     concept = get_concept(name)
     if concept is None:
@@ -76,7 +77,8 @@ def show_concept(name: str = typer.Argument(..., help="A concept, e.g. \"a row o
     grid.add_row("category", concept.category)
     grid.add_row("parts", ", ".join(concept.parts) or "-")
     grid.add_row("distractors", "\n".join(concept.distractors))
-    grid.add_row("folder", f"images/{slugify(concept.name)}/")
+    split = concept_split(concept.name)     # the hash rule at the default share (dataset/splits.py)
+    grid.add_row("files", f"{split}/{slugify(concept.name)}-NNNN.png in a dataset ({split} split)")
     console.print(grid)
 
 

@@ -39,6 +39,22 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     return (ValueError, LLMError, LocalModelError, BatchAborted, DatasetError, OSError)  # OSError: disk full...
 
 
+def _validation_option():
+    return typer.Option(None, "--validation", min=0.0, max=0.99, help="Share of the concepts held out as the "
+                        "validation split (by concept: all drawings of a concept in one split); default 0.1, or "
+                        "what the dataset had.")
+
+
+def _format_option():
+    return typer.Option(None, "--format", help="imagefolder: split folders + metadata.jsonl (always written); "
+                        "webdataset: tar shards in webdataset/ as well, for large builds. Default: as before.")
+
+
+def _license_option():
+    return typer.Option(None, "--license", help="The dataset card's license, a Hub license id (cc-by-4.0, mit, "
+                        "other, ...); default unknown, or what the dataset had.")
+
+
 def _clock(seconds: float | None) -> str:
     if seconds is None:
         return "–"
@@ -115,6 +131,9 @@ def build_command(
     limit: Optional[int] = typer.Option(None, min=1, help="Use only N concepts, spread evenly over the selection."),
     retry_failed: bool = typer.Option(False, help="Give drawings that failed for good a fresh set of tries."),
     as_json: bool = typer.Option(False, "--json", help="No live view; print a JSON summary at the end."),
+    validation: Optional[float] = _validation_option(),
+    data_format: Optional[str] = _format_option(),
+    license: Optional[str] = _license_option(),
 ) -> None:
     """Draw every concept N times into a resumable, deduplicated, FAISS-indexed dataset."""
     from drawloop.config import Settings
@@ -132,7 +151,8 @@ def build_command(
             log = (lambda _: None) if as_json else (lambda text: console.print(f"[dim]{text}[/]"))
             kwargs = dict(concurrency=concurrency, tries=tries, seed=seed, spread=spread, dedup=dedup,
                           dedup_scope=dedup_scope, embedder=embedder, limit=limit, retry_failed=retry_failed,
-                          log=log, executor=executor)
+                          log=log, executor=executor, validation=validation,
+                          format=data_format, license=license)
             if as_json:
                 result = build_dataset(concepts, samples, out, settings, **kwargs)
             else:
@@ -227,6 +247,9 @@ def curate_command(
     dedup: Optional[float] = typer.Option(None, help="New near-duplicate threshold (cosine similarity)."),
     dedup_scope: Optional[str] = typer.Option(None, help="concept | global."),
     embedder: Optional[str] = typer.Option(None, help="efficientnet-lite0 | thumbnail."),
+    validation: Optional[float] = _validation_option(),
+    data_format: Optional[str] = _format_option(),
+    license: Optional[str] = _license_option(),
 ) -> None:
     """Re-curate and re-export a dataset (dedup, index, card, contact sheets) without drawing."""
     from drawloop.dataset import curate_dataset
@@ -235,7 +258,8 @@ def curate_command(
     try:
         start = time.perf_counter()
         summary = curate_dataset(root, dedup=dedup, embedder=embedder, dedup_scope=dedup_scope,
-                                 log=lambda text: console.print(f"[dim]{text}[/]"))
+                                 log=lambda text: console.print(f"[dim]{text}[/]"),
+                                 validation=validation, format=data_format, license=license)
         with Manifest(root / "manifest.sqlite") as manifest:
             counts = manifest.counts()
     except _known_errors() as exc:

@@ -25,10 +25,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from drawloop.config import Settings
-from drawloop.dataset import export
+from drawloop.dataset import export, formats
 from drawloop.dataset.curate import EMBEDDERS, SCOPES, curate, make_embedder
 from drawloop.dataset.manifest import JobRow, Manifest
 from drawloop.dataset.plan import iter_jobs, select_concepts
+from drawloop.dataset.reader import find_drawing
+from drawloop.dataset.splits import VALIDATION, assign, check_share, concept_split
 from drawloop.graphs.batch import BatchRunner, BatchStats, GraphCache, ThreadJob, ThreadOutcome
 from drawloop.runs import CODE_SUFFIX, ArtifactStore, sqlite_checkpointer
 from drawloop.state import attempt_score
@@ -82,18 +84,20 @@ def _usage(attempts: list[dict]) -> dict[str, int]:
     return totals
 
 
-def drawing_record(job: JobRow, outcome: ThreadOutcome, png: bytes, model: str, settings: Settings) -> dict:
-    """The metadata row of one finished drawing (what metadata.jsonl says about it)."""
+def drawing_record(job: JobRow, outcome: ThreadOutcome, png: bytes, model: str, settings: Settings,
+                   split: str = "train") -> dict:
+    """The metadata row of one finished drawing (what metadata.jsonl says about it), its files in
+    the folder of `split` (curation may move them: duplicates/, or another split)."""
     state, best = outcome.state, outcome.best
     attempts = state.get("attempts") or []
     recognition = best.get("recognition") or {}
     critique = best.get("critique") or {}
     code = best.get("code", "")
-    folder = f"images/{job.slug}/{job.id}"
+    folder = f"{split}/{job.id}"
     return {
         "id": job.id, "concept": job.concept, "level": job.level, "category": job.category, "slug": job.slug,
         "sample": job.sample, "language": best.get("language", settings.language), "size": settings.size,
-        "image": folder + ".png", "code": folder + CODE_SUFFIX.get(best.get("language", "svg"), ".txt"),
+        "file_name": folder + ".png", "code": folder + CODE_SUFFIX.get(best.get("language", "svg"), ".txt"),
         "score": round(attempt_score(best), 4), "scores": critique.get("scores") or {},
         "recognition": {k: recognition.get(k) for k in ("label", "correct", "confidence", "source")},
         "recognized": bool(recognition.get("correct")),
@@ -128,10 +132,9 @@ def _check_settings(manifest: Manifest, settings: Settings, root: Path) -> None:
 
 
 def _missing_files(root: Path, jobs: Iterable[JobRow]) -> list[str]:
-    """Done jobs whose PNG is in neither images/ nor duplicates/ (deleted by hand?): redraw them."""
+    """Done jobs whose PNG is in no split folder nor duplicates/ (deleted by hand?): redraw them."""
     return [job.id for job in jobs if job.status == "done"
-            and not (root / f"images/{job.slug}/{job.id}.png").exists()
-            and not (root / f"duplicates/{job.slug}/{job.id}.png").exists()]
+            and find_drawing(root, f"images/{job.slug}/{job.id}.png") is None]
 
 
 def build_dataset(concepts: str, samples: int, out: str | Path, settings: Settings | None = None, *,
@@ -142,8 +145,14 @@ def build_dataset(concepts: str, samples: int, out: str | Path, settings: Settin
                   on_progress: Callable[[BatchStats], None] | None = None,
                   on_event: Callable[[TraceEvent], None] | None = None,
                   on_drawing: Callable[[dict], None] | None = None,
-                  log: Callable[[str], None] = lambda _: None, command: str | None = None) -> BuildResult:
+                  log: Callable[[str], None] = lambda _: None, command: str | None = None,
+                  validation: float | None = None, format: str | None = None,
+                  license: str | None = None) -> BuildResult:
     """Draw `samples` drawings of every selected concept into `out`, resumably; then curate and export.
+
+    `validation`: the share of concepts held out (splits.py; default 0.1, or what the dataset had);
+    `format`: "imagefolder" (always written) or "webdataset" (tar shards as well, formats.py);
+    `license`: the card's license (a Hub license id such as cc-by-4.0; default unknown).
 
     `models`: an open ModelHandle to reuse (else one is opened, and closed at the end); `agents`:
     instances or names for drawer/renderer/recognizer/critic; `executor`: see graphs/batch.py."""
@@ -156,6 +165,7 @@ def build_dataset(concepts: str, samples: int, out: str | Path, settings: Settin
         raise ValueError(f"--dedup is a cosine similarity in (0, 1], got {dedup}")
     if dedup_scope not in SCOPES:
         raise ValueError(f"--dedup-scope must be one of {', '.join(SCOPES)}")
+    exported = _export_info(validation, format, license)
     command = command or shlex.join([
         "drawloop", "dataset", "build", "--concepts", concepts, "--samples", str(samples), "--out", str(out),
         "--concurrency", str(concurrency), "--model", settings.model,
@@ -163,7 +173,8 @@ def build_dataset(concepts: str, samples: int, out: str | Path, settings: Settin
         "--max-iters", str(settings.max_iters), "--patience", str(settings.patience),
         "--temperature", str(settings.temperature), "--spread", str(spread), "--seed", str(seed),
         "--size", str(settings.size), "--language", settings.language, "--dedup", str(dedup),
-        "--dedup-scope", dedup_scope, "--embedder", embedder, *(["--limit", str(limit)] if limit else [])])
+        "--dedup-scope", dedup_scope, "--embedder", embedder, *(["--limit", str(limit)] if limit else []),
+        *[arg for key, value in exported.items() for arg in (f"--{key}", str(value))]])
     model_name = _model_name(settings, agents)
     with exclusive(root), Manifest(root / "manifest.sqlite") as manifest:
         _check_settings(manifest, settings, root)
@@ -175,7 +186,7 @@ def build_dataset(concepts: str, samples: int, out: str | Path, settings: Settin
                            "model": model_name, "max_iters": settings.max_iters,
                            "patience": settings.patience, "temperature": settings.temperature, "spread": spread,
                            "seed": seed, "dedup": dedup, "dedup_scope": dedup_scope, "embedder": embedder,
-                           "command": command})
+                           "command": command, **exported})
         before = manifest.counts(planned=True)
         done, failed = before["done"], before["failed"]
         stats = BatchStats(total=sum(before.values()), done=done, done_before=done, failed=failed)
@@ -223,12 +234,13 @@ def _draw(root: Path, manifest: Manifest, pending: Iterable[JobRow], n_pending: 
     if warming is not None:
         warming.join()
     store = ArtifactStore(root / "work")
+    share = float(manifest.info().get("validation", VALIDATION))
 
     def commit(outcome: ThreadOutcome) -> None:
         job = manifest.job(outcome.job.id)
         png = store.read(outcome.best["image"])
-        record = drawing_record(job, outcome, png, model_name, settings)
-        export.write_atomic(root / record["image"], png)
+        record = drawing_record(job, outcome, png, model_name, settings, split=concept_split(job.concept, share))
+        export.write_atomic(root / record["file_name"], png)
         export.write_atomic(root / record["code"], outcome.best.get("code", ""))
         manifest.commit(job.id, record)    # only now is the drawing done
         if hooks.on_drawing:
@@ -265,9 +277,12 @@ def _draw(root: Path, manifest: Manifest, pending: Iterable[JobRow], n_pending: 
 
 
 def curate_dataset(root: str | Path, dedup: float | None = None, embedder: str | None = None,
-                   dedup_scope: str | None = None, log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-    """Embed, dedup, place files, and write metadata.jsonl, curated.txt, the index, the contact
-    sheets and README.md from what the manifest holds. Idempotent; returns the summary."""
+                   dedup_scope: str | None = None, log: Callable[[str], None] = lambda _: None,
+                   validation: float | None = None, format: str | None = None,
+                   license: str | None = None) -> dict[str, Any]:
+    """Embed, dedup, split, place files, and write metadata.jsonl (and one per split), curated.txt,
+    the index, the contact sheets, README.md and (format "webdataset") the tar shards from what
+    the manifest holds. Idempotent; returns the summary. None keeps the dataset's setting."""
     root = Path(root)
     if not (root / "manifest.sqlite").is_file():
         raise ValueError(f"{root} is not a drawloop dataset (no manifest.sqlite)")
@@ -277,10 +292,21 @@ def curate_dataset(root: str | Path, dedup: float | None = None, embedder: str |
         raise ValueError(f"--dedup-scope must be one of {', '.join(SCOPES)}")
     if embedder is not None and embedder not in EMBEDDERS:
         raise ValueError(f"unknown embedder {embedder!r}; choose one of {', '.join(EMBEDDERS)}")
+    exported = _export_info(validation, format, license)
     with exclusive(root), Manifest(root / "manifest.sqlite") as manifest:
-        changes = {"dedup": dedup, "embedder": embedder, "dedup_scope": dedup_scope}
+        changes = {"dedup": dedup, "embedder": embedder, "dedup_scope": dedup_scope, **exported}
         manifest.set_info({k: v for k, v in changes.items() if v is not None})
         return _curate(root, manifest, log)
+
+
+def _export_info(validation: float | None, format: str | None, license: str | None) -> dict[str, Any]:
+    """The export settings given (checked), for the manifest's info; None: keep the dataset's."""
+    if license is not None and not license.strip():
+        raise ValueError("--license must name a license (a Hub license id such as cc-by-4.0, or other)")
+    values = {"validation": None if validation is None else check_share(validation),
+              "format": None if format is None else formats.check_format(format),
+              "license": None if license is None else license.strip()}
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def _curate(root: Path, manifest: Manifest, log: Callable[[str], None]) -> dict[str, Any]:
@@ -289,8 +315,14 @@ def _curate(root: Path, manifest: Manifest, log: Callable[[str], None]) -> dict[
     export.sweep_strays(root, {r["id"] for r in records})
     curation = curate(root, records, make_embedder(info.get("embedder", "efficientnet-lite0")),
                       threshold=float(info.get("dedup", 0.97)), scope=info.get("dedup_scope", "concept"), log=log)
-    rows = export.place(root, records, curation)
+    splits = assign({r["concept"] for r in records}, float(info.get("validation", VALIDATION)))
+    rows = export.place(root, records, curation, splits)
     export.write_metadata(root, rows, failures)
+    if info.get("format") == "webdataset":
+        log(f"writing WebDataset shards to {root / 'webdataset'}")
+        formats.write_webdataset(root, rows)
+    else:
+        formats.remove_webdataset(root)
     summary = export.summarize(rows, curation.diversity, given_up)
     sheets = {}
     for level in summary["levels"]:

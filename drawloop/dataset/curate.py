@@ -24,6 +24,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from drawloop.dataset.reader import locate, row_path
+
 EMBEDDERS = ("efficientnet-lite0", "thumbnail")
 EMBED_BATCH = 32
 DEDUP_NEIGHBOURS = 32       # kNN window per drawing when looking for near-copies in a large group
@@ -73,12 +75,6 @@ def _rank(record: dict) -> tuple:
     return (-float(record.get("score") or 0.0), record["id"])
 
 
-def locate(root: Path, rel: str) -> Path:
-    """Where a drawing's file is now: under images/, or under duplicates/ after a curation."""
-    path = root / rel
-    if path.exists() or not rel.startswith("images/"):
-        return path
-    return root / "duplicates" / rel[len("images/"):]
 
 
 def embed_all(root: Path, records: list[dict], embedder, log: Callable[[str], None] = lambda _: None):
@@ -95,7 +91,7 @@ def embed_all(root: Path, records: list[dict], embedder, log: Callable[[str], No
         log(f"embedding {len(todo)} drawings with {embedder.name}")
     for start in range(0, len(todo), EMBED_BATCH):
         batch = todo[start:start + EMBED_BATCH]
-        cache.add(embedder.embed([locate(root, r["image"]) for r in batch]),
+        cache.add(embedder.embed([locate(root, row_path(r)) for r in batch]),
                   [{"id": r["id"], "sha": r["png_sha256"]} for r in batch])
         cache.save()   # a kill loses at most one batch of embedding work
     return cache
@@ -177,5 +173,5 @@ def _near_pairs(vectors: np.ndarray, rows: list[int], threshold: float) -> list[
 def _index_meta(record: dict) -> dict:
     return {"id": record["id"], "concept": record["concept"], "level": record["level"], "source": "llm",
             "thread": record.get("thread_id"), "iteration": record.get("best_iteration"),
-            "score": record.get("score"), "path": record["image"], "sample": record.get("sample"),
+            "score": record.get("score"), "path": row_path(record), "sample": record.get("sample"),
             "model": record.get("model"), "seed": record.get("seed")}

@@ -1,19 +1,31 @@
 """The dataset on disk: drawing files, metadata.jsonl, curated.txt, contact sheets and the card.
 
-    write_atomic(root / "images/red-circle/red-circle-0000.png", png)   # tmp file, fsync, rename
-    rows = place(root, records, curation)        # move copies to duplicates/, rows with final paths
-    export(root, rows, curation, summary)        # metadata.jsonl, curated.txt, sheets, README.md
+    write_atomic(root / "train/red-circle-0000.png", png)   # tmp file, fsync, rename
+    rows = place(root, records, curation, splits)  # copies to duplicates/, concepts to their split
+    write_metadata(root, rows, failures)           # metadata.jsonl (+ one per split), curated.txt
+    card(...)                                      # README.md: YAML header for the Hub, then the card
 
 Layout (every file here is rewritten whole and atomically, so a kill never leaves half a file):
 
-    DIR/images/<concept-slug>/<id>.png + <id>.svg    kept drawings (ImageFolder layout: slug = class)
-    DIR/duplicates/<concept-slug>/<id>.png + .svg    near-copies removed by curation (kept for audit)
-    DIR/metadata.jsonl                               one row per drawing, duplicates flagged
-    DIR/curated.txt                                  the kept image paths, one a line
-    DIR/index/                                       FAISS index of the kept drawings (vision/index.py)
-    DIR/contact_sheets/<level>.png                   a look at each level
-    DIR/README.md                                    the dataset card
-    DIR/manifest.sqlite, DIR/work/                   the build's ledger, checkpoints, artifacts, trace
+    DIR/train/<id>.png + <id>.svg          kept drawings of the training concepts (ids: <slug>-NNNN)
+    DIR/train/metadata.jsonl               their rows, `file_name` relative to train/ (Hugging Face
+                                           imagefolder metadata: see formats.py)
+    DIR/validation/...                     the same for the held-out concepts (splits.py)
+    DIR/duplicates/<id>.png + .svg         near-copies removed by curation (kept for audit)
+    DIR/metadata.jsonl                     one row per drawing, duplicates flagged, `file_name`
+                                           relative to DIR, `split`
+    DIR/curated.txt                        the kept image paths, one a line
+    DIR/webdataset/<split>-NNNNN.tar       with --format webdataset: the kept drawings as tar shards
+    DIR/index/                             FAISS index of the kept drawings (vision/index.py)
+    DIR/contact_sheets/<level>.png         a look at each level
+    DIR/README.md                          the dataset card, with the Hub's YAML header
+    DIR/manifest.sqlite, DIR/work/         the build's ledger, checkpoints, artifacts, trace
+
+The split folders are flat, not one folder per concept: `datasets` finds splits by folder names
+anywhere under DIR, so a concept folder such as `laboratory-with-test-tubes/` would read as a third
+split ("test") and `load_dataset` would fail. The concept is in every metadata row instead (and in
+the file name). Datasets built before this layout (images/<slug>/, duplicates/<slug>/) move into
+it at their next curation.
 """
 
 from __future__ import annotations
@@ -27,6 +39,9 @@ import threading
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
+
+from drawloop.dataset.reader import find_drawing, row_path
+from drawloop.dataset.splits import SPLITS
 
 SHEET_TILE = 112
 SHEET_ROWS = 40          # concepts per contact sheet; larger levels show an even spread
@@ -47,28 +62,34 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     os.replace(tmp, path)
 
 
-def _move(root: Path, rel: str, to_duplicates: bool) -> str:
-    """Move one file between images/ and duplicates/ (idempotent); returns its new relative path."""
-    name = rel.split("/", 1)[1]
-    target = f"duplicates/{name}" if to_duplicates else f"images/{name}"
-    source = f"images/{name}" if to_duplicates else f"duplicates/{name}"
-    if not (root / target).exists() and (root / source).exists():
-        (root / target).parent.mkdir(parents=True, exist_ok=True)
-        os.replace(root / source, root / target)
+def _move(root: Path, rel: str, folder: str) -> str:
+    """Move one drawing file into `folder` (a split or duplicates/) from wherever it is (idempotent);
+    returns its new path relative to root."""
+    target = f"{folder}/{rel.rsplit('/', 1)[-1]}"
+    if not (root / target).exists():
+        source = find_drawing(root, rel)
+        if source is not None:
+            (root / target).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, root / target)
     return target
 
 
-def place(root: Path, records: list[dict], curation) -> list[dict]:
-    """Put each drawing where curation says it belongs; returns the metadata rows, sorted by id."""
+def place(root: Path, records: list[dict], curation, splits: dict[str, str] | None = None) -> list[dict]:
+    """Put each drawing where curation says it belongs: duplicates/, or the split of its concept
+    (`splits`: concept -> split, default all train). Returns the metadata rows, sorted by id, with
+    `file_name` relative to root (records of older builds said `image`)."""
     rows = []
     for record in sorted(records, key=lambda r: r["id"]):
         duplicate = record["id"] in curation.duplicates
-        row = dict(record, image=_move(root, record["image"], duplicate), code=_move(root, record["code"], duplicate),
-                   duplicate=duplicate, duplicate_of=curation.duplicates.get(record["id"]),
+        split = (splits or {}).get(record["concept"], "train")
+        folder = "duplicates" if duplicate else split
+        row = {k: v for k, v in record.items() if k != "image"}
+        row.update(file_name=_move(root, row_path(record), folder), code=_move(root, record["code"], folder),
+                   split=split, duplicate=duplicate, duplicate_of=curation.duplicates.get(record["id"]),
                    duplicate_similarity=curation.similarity.get(record["id"]))
         rows.append(row)
-    _remove_empty_dirs(root / "images")      # an empty class folder breaks ImageFolder readers
-    _remove_empty_dirs(root / "duplicates")
+    for top in ("images", "duplicates"):     # the per-concept folders of older datasets, now empty
+        _remove_empty_dirs(root / top)
     return rows
 
 
@@ -78,7 +99,7 @@ def _remove_empty_dirs(top: Path) -> None:
     for folder in sorted(top.iterdir()):
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
-    if top.name == "duplicates" and not any(top.iterdir()):
+    if not any(top.iterdir()):
         top.rmdir()
 
 
@@ -86,8 +107,10 @@ def sweep_strays(root: Path, committed: set[str]) -> int:
     """Delete drawing files that no committed drawing owns (a commit killed before its manifest
     row, then given up) and half-written temp files; returns how many went."""
     removed = 0
-    for top in ("images", "duplicates"):
+    for top in ("images", "duplicates", *SPLITS):
         for path in (root / top).rglob("*") if (root / top).is_dir() else ():
+            if path.name == "metadata.jsonl" and path.parent.name in SPLITS:
+                continue      # a split's metadata, not a drawing
             if path.is_file() and (path.name.startswith(".") or path.stem not in committed):
                 path.unlink()
                 removed += 1
@@ -97,8 +120,13 @@ def sweep_strays(root: Path, committed: set[str]) -> int:
 # ---------------------------------------------------------------- metadata
 
 def write_metadata(root: Path, rows: list[dict], failures: list[dict]) -> None:
+    """metadata.jsonl (every drawing), one per split folder (its kept drawings, for `datasets`),
+    curated.txt and failures.jsonl."""
+    from drawloop.dataset import formats
+
     write_atomic(root / "metadata.jsonl", "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
-    write_atomic(root / "curated.txt", "".join(row["image"] + "\n" for row in rows if not row["duplicate"]))
+    formats.write_split_metadata(root, rows)
+    write_atomic(root / "curated.txt", "".join(row["file_name"] + "\n" for row in rows if not row["duplicate"]))
     write_atomic(root / "failures.jsonl", "".join(json.dumps(f, sort_keys=True) + "\n" for f in failures))
 
 
@@ -132,6 +160,8 @@ def summarize(rows: list[dict], diversity: dict[str, float], failed: list[dict])
         }
     kept = [r for r in rows if not r["duplicate"]]
     ranked = sorted(diversity.items(), key=lambda kv: kv[1])
+    splits = {split: {"concepts": len({r["concept"] for r in kept if r.get("split", "train") == split}),
+                      "kept": sum(1 for r in kept if r.get("split", "train") == split)} for split in SPLITS}
     return {
         "drawings": len(rows), "kept": len(kept), "duplicates": len(rows) - len(kept), "failed": len(failed),
         "concepts": len({r["concept"] for r in rows}),
@@ -144,6 +174,7 @@ def summarize(rows: list[dict], diversity: dict[str, float], failed: list[dict])
         "tokens_in": sum(int(r.get("tokens_in") or 0) for r in rows),
         "tokens_out": sum(int(r.get("tokens_out") or 0) for r in rows),
         "levels": levels,
+        "splits": {split: counts for split, counts in splits.items() if counts["kept"]},
     }
 
 
@@ -182,7 +213,7 @@ def contact_sheet(root: Path, level: str, rows: list[dict], path: Path) -> Path:
         members = sorted(by_concept[concept], key=lambda r: r["id"])[:columns]
         for k, row in enumerate(members):
             x = label_w + k * (SHEET_TILE + pad)
-            with Image.open(root / row["image"]) as image:
+            with Image.open(root / row_path(row)) as image:
                 tile = _on_white(image).resize((SHEET_TILE, SHEET_TILE))
             sheet.paste(tile, (x, y))
             draw.rectangle([x - 1, y - 1, x + SHEET_TILE, y + SHEET_TILE], outline=(190, 190, 190))
@@ -228,8 +259,12 @@ def _pct(value: float | None) -> str:
 
 def card(name: str, summary: dict[str, Any], build: dict[str, Any], sheets: dict[str, str],
          failures: list[dict]) -> str:
-    """The dataset card (README.md) as Markdown."""
+    """The dataset card (README.md): the Hub's YAML header (formats.card_header), then Markdown."""
+    from drawloop.dataset.formats import card_header
+
+    splits = summary.get("splits") or {}
     lines = [
+        card_header(name, summary, build),
         f"# {name}: drawings by a language model",
         "",
         f"{summary['kept']} drawings of {summary['concepts']} concepts, each drawn as {build.get('language', 'svg')}"
@@ -240,6 +275,11 @@ def card(name: str, summary: dict[str, Any], build: dict[str, Any], sheets: dict
         f"    {build.get('command', 'drawloop dataset build')}",
         "",
         "## Counts",
+        "",
+        "Splits by concept (every drawing of a concept is in one split; "
+        f"{100 * float(build.get('validation', 0.1)):.0f}% of the concepts held out): "
+        + ", ".join(f"{split} {c['kept']} drawings of {c['concepts']} concepts" for split, c in splits.items())
+        + ".",
         "",
         "| level | concepts | drawings | kept | near-duplicates removed | failed | mean score (kept) "
         "| recognized | diversity |",
@@ -278,19 +318,30 @@ def card(name: str, summary: dict[str, Any], build: dict[str, Any], sheets: dict
     lines += [
         "## Layout",
         "",
-        "    images/<concept-slug>/<id>.png, <id>.svg   kept drawings (ImageFolder layout)",
-        "    duplicates/<concept-slug>/<id>.png, .svg   near-copies taken out by curation",
-        "    metadata.jsonl    one row per drawing: concept, level, score, recognition, iterations, model,",
-        "                      seed, temperature, png/code SHA-256, tokens, duplicate flag and paths",
+        "    train/<id>.png, <id>.svg        kept drawings of the training concepts (ids: <concept-slug>-NNNN)",
+        "    train/metadata.jsonl            their rows; file_name relative to train/ (imagefolder metadata)",
+        "    validation/...                  the same for the held-out concepts",
+        "    duplicates/<id>.png, .svg       near-copies taken out by curation",
+        "    metadata.jsonl    one row per drawing: concept, level, split, score, recognition, iterations, model,",
+        "                      seed, temperature, png/code SHA-256, tokens, duplicate flag, file_name and code paths",
         "    curated.txt       kept image paths;  failures.jsonl: every failed try and its reason",
+        *([("    webdataset/       <split>-NNNNN.tar shards: <id>.png, <id>.svg (code), <id>.json (row), "
+            "<id>.txt (concept)")] if build.get("format") == "webdataset" else []),
         "    index/            FAISS index of the kept drawings (drawloop.vision.index.VectorIndex)",
         "    manifest.sqlite   the build's ledger; work/: checkpoints, every attempt's artifacts, trace.jsonl",
         "",
         "## Loading",
         "",
         "```python",
+        "from datasets import load_dataset                 # Hugging Face: splits, every metadata column",
+        f"data = load_dataset(\"imagefolder\", data_dir=\"{name}\")   # or load_dataset(\"{name}\")",
+        "data[\"train\"][0][\"image\"], data[\"train\"][0][\"concept\"]",
+        *([f"shards = load_dataset(\"webdataset\", data_dir=\"{name}/webdataset\")   # the tar shards"]
+          if build.get("format") == "webdataset" else []),
+        "",
         "from drawloop.dataset import DrawingDataset",
         f"data = DrawingDataset(\"{name}\")        # rows of metadata.jsonl, kept drawings by default",
+        f"train = DrawingDataset(\"{name}\", split=\"train\")",
         "for path, label in data.samples(): ...",
         "",
         "from drawloop.vision.data import load_source      # uint8 tensors for training",

@@ -6,8 +6,9 @@
     images = load_source("data/llm", size=32, subset="curated.txt")    # paths kept by a FAISS curation
     images = load_source("data/llm", size=32, where={"duplicate": False})  # filter metadata.jsonl rows
 
-A drawloop dataset is `DIR/images/<concept-slug>/<id>.png` plus `DIR/metadata.jsonl`; any other folder
-is searched recursively for image files (ImageFolder layout works). Images are centre-cropped to a square,
+A drawloop dataset is `DIR/metadata.jsonl` naming each drawing's PNG (`file_name`, or `image` before
+the split folders; `DIR/images/<concept-slug>/` in datasets built then): its kept drawings are the
+images. `DIR/train` or any other folder is searched recursively for image files (ImageFolder works). Images are centre-cropped to a square,
 resized once with Lanczos and kept in memory as uint8: 5k images at 64 px are 60 MB, and decoding once
 beats decoding every epoch on a 2-core machine. Transparent drawings are composited on white.
 """
@@ -23,7 +24,7 @@ import torch
 from PIL import Image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
-PATH_KEYS = ("image", "image_path", "path", "file", "png")  # where a metadata row may name its image
+PATH_KEYS = ("file_name", "image", "image_path", "path", "file", "png")  # where a metadata row names its image
 PROCEDURAL_PREFIX = "procedural:"
 
 
@@ -69,6 +70,8 @@ def list_images(root: str | Path, subset: str | Path | None = None, where: dict 
         paths = _read_subset(Path(subset), root)
     elif where:
         paths = _filter_metadata(root, where)
+    elif not (root / "images").is_dir() and (root / "metadata.jsonl").is_file():
+        paths = _kept(root)     # a drawloop dataset: its kept drawings, not duplicates/ or contact sheets
     else:
         base = root / "images" if (root / "images").is_dir() else root
         paths = sorted(p for p in base.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
@@ -144,6 +147,12 @@ def _filter_metadata(root: Path, where: dict) -> list[Path]:
         if all(_matches(row.get(key), want) for key, want in where.items()):
             paths.append(_resolve(_row_path(row, meta), root))
     return sorted(paths)
+
+
+def _kept(root: Path) -> list[Path]:
+    meta = root / "metadata.jsonl"
+    rows = [json.loads(line) for line in meta.read_text().splitlines() if line.strip()]
+    return sorted(_resolve(_row_path(row, meta), root) for row in rows if not row.get("duplicate"))
 
 
 def _matches(value, want) -> bool:
