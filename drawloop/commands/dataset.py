@@ -3,6 +3,7 @@
     drawloop dataset build --concepts shapes --samples 2 --out data/shapes --max-iters 2
     drawloop dataset build --concepts all --samples 20 --out data/llm --concurrency 32 \\
         --model openai:qwen2.5-coder --base-url http://gpu-box:8000/v1
+    drawloop dataset build ... --executor ray --ray-address auto   # workers on a Ray cluster (README: On a cluster)
     drawloop dataset build --concepts my_concepts.txt --samples 5 --out data/mine   # one concept a line
     drawloop dataset info data/shapes                 # done / failed / pending per level, failure reasons
     drawloop dataset curate data/shapes --dedup 0.9   # another near-duplicate threshold, no redrawing
@@ -114,6 +115,11 @@ def build_command(
     out: Path = typer.Option(..., "--out", "-o", help="Dataset folder (created; rerun to resume)."),
     concurrency: int = typer.Option(4, "--concurrency", "-k", min=1, max=1024,
                                     help="Threads drawing at once (the local model gets as many slots, up to 8)."),
+    executor_name: str = typer.Option("thread", "--executor", help="thread: threads in this process; ray: worker "
+                                      "processes on a Ray cluster (pip install 'drawloop[cluster]'; README: On a cluster)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="With --executor ray: auto (the cluster "
+                                              "`ray start --head` began here) or ray://HOST:10001; default: start Ray "
+                                              "on this machine unless one is running."),
     model: Optional[str] = typer.Option(None, help="local | local:/path.gguf | openai:NAME (default: local)."),
     base_url: Optional[str] = typer.Option(None, help="Any OpenAI-compatible server, e.g. http://host:8000/v1."),
     max_iters: int = typer.Option(3, help="Attempts per drawing at most."),
@@ -138,9 +144,12 @@ def build_command(
     """Draw every concept N times into a resumable, deduplicated, FAISS-indexed dataset."""
     from drawloop.config import Settings
     from drawloop.dataset import build_dataset
-    from drawloop.graphs.batch import ThreadExecutor
+    from drawloop.graphs.ray_executor import make_executor
 
-    executor = ThreadExecutor()
+    try:
+        executor = make_executor(executor_name, ray_address)   # Ray is imported and joined inside the build
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     # Ctrl-C ends the build at once (see commands/interrupt.py): every finished drawing is durable.
     with StopOnCtrlC(lambda: f"Every finished drawing is saved in {out}; run the same command to resume.",
                      err_console) as stop:
@@ -175,6 +184,8 @@ def build_command(
                 raise
             traceback.print_exc()   # a bug: show it, but do not wait minutes for the model first
             exit_now(1)
+    if hasattr(executor, "close"):
+        executor.close()   # Ray's workers and per-node model servers
     if as_json:
         print(json.dumps({"out": str(out), "counts": result.counts, "stats": result.stats.to_dict(),
                           "summary": result.summary}, indent=2, default=str))

@@ -218,12 +218,14 @@ def _draw(root: Path, manifest: Manifest, pending: Iterable[JobRow], n_pending: 
 
     if models is None and parse_model_spec(settings.model)[0] == "local" and not settings.base_url:
         settings = dataclasses.replace(settings, parallel=max(settings.parallel, min(concurrency, MAX_LOCAL_SLOTS)))
-    # No model to open when every agent that would need one came as an instance.
-    owned = models is None and not all(agents.get(k) is not None and not isinstance(agents.get(k), str)
-                                        for k in ("drawer", "recognizer", "critic"))
+    # No model to open when every agent that would need one came as an instance, nor when the threads
+    # run in other processes (an executor with remote = True): they open their own (graphs/ray_executor.py).
+    remote = bool(getattr(executor, "remote", False))
+    owned = not remote and models is None and not all(
+        agents.get(k) is not None and not isinstance(agents.get(k), str) for k in ("drawer", "recognizer", "critic"))
     models = open_model(settings) if owned else models
     warming = None
-    if not agents.get("renderer"):
+    if not agents.get("renderer") and not remote:
         # The renderer's worker processes start on first use; start them while the model starts,
         # not in front of the first wave of threads.
         warming = threading.Thread(target=_warm_renderer, args=(settings,), daemon=True)
@@ -257,7 +259,15 @@ def _draw(root: Path, manifest: Manifest, pending: Iterable[JobRow], n_pending: 
                 if hooks.on_event:
                     hooks.on_event(e)
 
-            graphs = GraphCache(settings, models, store, saver, agents=agents)
+            if remote:   # a recipe: each worker process builds its graphs, model client and checkpointer
+                from drawloop.graphs.ray_executor import PortableGraphs
+
+                if hasattr(executor, "prepare"):
+                    executor.prepare(settings, agents)   # e.g. one embedded model per node
+                checkpoint = getattr(manifest, "postgres", None) or root / "work" / "checkpoints.sqlite"
+                graphs = PortableGraphs(settings, store.run_dir, checkpoint, agents=agents, checkpointer=saver)
+            else:
+                graphs = GraphCache(settings, models, store, saver, agents=agents)
             runner = BatchRunner(graphs, concurrency=concurrency, max_tries=tries, run_id=root.name,
                                  executor=executor, on_event=event)
             runner.stats = stats

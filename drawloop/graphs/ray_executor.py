@@ -354,12 +354,17 @@ def _model_server(node: str, settings):
 
 
 def _actor_options(node: str, soft: bool, **options) -> dict:
-    """On `node` (soft: elsewhere if it is gone), with this driver's DRAWLOOP_* environment."""
+    """On `node` (soft: elsewhere if it is gone), with this driver's DRAWLOOP_* environment.
+
+    OMP_NUM_THREADS as the driver has it, where Ray would set 1 for a worker that reserves no CPU:
+    numpy's BLAS and torch (the pixel critics) would then sum in another order than a local run
+    and scores would differ in the 4th decimal. An empty value means "unset" to both."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     env = {k: v for k, v in os.environ.items() if k.startswith("DRAWLOOP_")}
+    env["OMP_NUM_THREADS"] = os.environ.get("OMP_NUM_THREADS", "")
     return {"num_cpus": 0, "scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=soft),
-            **({"runtime_env": {"env_vars": env}} if env else {}), **options}
+            "runtime_env": {"env_vars": env}, **options}
 
 
 # ---------------------------------------------------------------- inside a worker process
