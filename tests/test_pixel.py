@@ -77,6 +77,27 @@ def test_structure_stats_see_parts_colours_fills_and_order():
     assert lines["solidity"] < 0.3
 
 
+def test_a_named_shape_is_best_drawn_as_exactly_that_shape():
+    """Busyness is not quality for "a red circle": the demo once kept concentric rings over a
+    plain red disc because more parts and colours scored higher (issue 12)."""
+    scorer = StructureScorer()
+    plain = drawing(svg('<circle cx="128" cy="128" r="100" fill="red"/>'), "a red circle")
+    rings = drawing(svg('<circle cx="128" cy="128" r="100" fill="darkred" stroke="black" stroke-width="4"/>'
+                        '<circle cx="128" cy="128" r="78" fill="red" stroke="black" stroke-width="2"/>'
+                        '<circle cx="128" cy="128" r="18" fill="darkred"/>'), "a red circle")
+    blue = drawing(svg('<circle cx="128" cy="128" r="100" fill="#2244dd"/>'), "a red circle")
+    tiny = drawing(svg('<circle cx="20" cy="20" r="12" fill="red"/>'), "a red circle")
+    scores = {name: scorer.score(d).score for name, d in
+              (("plain", plain), ("rings", rings), ("blue", blue), ("tiny", tiny))}
+    assert scores["plain"] > 0.95 and all(scores["plain"] > v + 0.2 for k, v in scores.items() if k != "plain")
+    assert "exactly 1 circle" in scorer.score(rings).feedback and "red" in scorer.score(blue).feedback
+    squares = {n: drawing(svg("".join(f'<rect x="{20 + 80 * i}" y="100" width="56" height="56" fill="blue"/>'
+                                      for i in range(n))), "three blue squares") for n in (1, 3)}
+    assert scorer.score(squares[3]).score > scorer.score(squares[1]).score + 0.1
+    # an object is still scored for its parts: more filled parts beat one disc
+    assert scorer.score(drawing(PRIMITIVES[0], "an apple")).score < 0.6
+
+
 @pytest.mark.parametrize("name", sorted(CONCEPTS))
 def test_structure_climbs_each_ladder(name):
     scores = [StructureScorer().score(d).score for d in ladder(name)]

@@ -36,7 +36,7 @@ import re
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -373,6 +373,9 @@ class StructureScorer:
         s = structure_stats(drawing.png, drawing.code)
         if s["coverage"] < BLANK_COVERAGE:
             return ScoreResult(0.0, "Nothing is drawn on the canvas yet.", s)
+        spec = shape_spec(drawing.concept)
+        if spec is not None:
+            return self._score_shape(drawing, s, spec)
         filled = min(1.0, s["solidity"] / 0.6)
         terms = {"parts": _saturate(s["parts"] - 1, 11) * filled,
                  "colours": min(1.0, max(0.0, s["colours"] - 1) / 4) * filled,
@@ -393,6 +396,84 @@ class StructureScorer:
         if terms["order"] < 0.6:
             notes.append("The shapes look random; arrange them into a clear, recognisable form.")
         return ScoreResult(value, " ".join(notes), {**s, **{f"t_{k}": round(v, 3) for k, v in terms.items()}})
+
+
+    def _score_shape(self, drawing: Drawing, s: dict, spec: "ShapeSpec") -> ScoreResult:
+        """A named primitive ("a red circle", "three blue squares") is best drawn as exactly that:
+        more parts are not better, so busyness is not rewarded. Terms: the count of filled parts
+        (or of elements, for outlines and lines) against the count asked for, the named colour's
+        share of the content and order (symmetry), all scaled down for content in under 15% of
+        the canvas."""
+        count = s["parts"] if s["solidity"] >= 0.3 and not spec.outline else s["elements"]
+        miss = abs(count - spec.count)
+        if spec.noun in _SOLIDS and spec.count == 1:
+            miss = 0 if 1 <= count <= 4 else miss
+        terms = {"count": 1.0 / (1.0 + miss / max(1, spec.count)),
+                 "colour": colour_share(drawing.png, spec.colours) if spec.colours else 1.0,
+                 "order": min(1.0, s["symmetry"] / 0.7) if spec.count == 1 else 1.0,
+                 "size": min(1.0, s["bbox"] / 0.15) ** 0.5}
+        weights = {"count": 0.45, "colour": 0.35, "order": 0.2}
+        value = terms["size"] * sum(weights[k] * terms[k] for k in weights)   # a speck is no shape
+        notes = []
+        if terms["count"] < 0.99:
+            notes.append(f"Draw exactly {spec.count} {spec.noun}{'s' if spec.count > 1 else ''} and nothing else "
+                         f"(the picture shows {count:.0f} separate parts).")
+        if terms["colour"] < 0.5:
+            notes.append(f"Use {' and '.join(spec.colours)} as the {spec.noun}'s colour.")
+        if terms["size"] < 1:
+            notes.append("Make the shape larger; it should fill much of the canvas.")
+        return ScoreResult(value, " ".join(notes), {**s, **{f"t_{k}": round(v, 3) for k, v in terms.items()}})
+
+
+class ShapeSpec(NamedTuple):
+    count: int                 # how many of the shape
+    noun: str
+    colours: tuple[str, ...]   # colour names in the concept, in order
+    outline: bool              # drawn with strokes, not fills (outlines, lines, rings, arrows)
+
+
+COLOURS = {"red": (220, 30, 30), "blue": (30, 60, 220), "green": (30, 160, 50), "yellow": (240, 220, 30),
+           "purple": (130, 40, 170), "orange": (250, 140, 20), "pink": (245, 140, 180), "black": (0, 0, 0),
+           "brown": (130, 80, 30), "gray": (128, 128, 128), "grey": (128, 128, 128), "white": (255, 255, 255)}
+_NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+            "eight": 8, "nine": 9, "ten": 10}
+_SHAPES = ("circle|square|triangle|star|hexagon|heart|oval|arrow|rectangle|cross|diamond|pentagon|octagon|"
+           "semicircle|trapezoid|parallelogram|ring|line|cube|sphere|cylinder|cone|pyramid|dot|ellipse")
+_SIZE = r"(?:(?:diagonal|small|big|large)\s+)?"
+_ONE_SHAPE = re.compile(rf"^(?P<n>{'|'.join(_NUMBERS)})\s+{_SIZE}(?:(?P<colour>{'|'.join(COLOURS)})\s+)?{_SIZE}"
+                        rf"(?P<noun>{_SHAPES})s?(?P<rest>\s+outline|\s+pointing \w+)?$", re.I)
+_SOLIDS = ("cube", "sphere", "cylinder", "cone", "pyramid")   # shaded faces are parts of one shape
+
+
+def shape_spec(concept: str) -> ShapeSpec | None:
+    """What a concept that names plain shapes asks for; None for anything else (an apple, a scene).
+    "a yellow triangle inside a green circle" is two shapes in two colours."""
+    text = (concept or "").strip().lower()
+    parts = [_ONE_SHAPE.match(piece) for piece in re.split(r"\s+inside\s+", text)]
+    if not parts or not all(parts) or len(parts) > 2:
+        return None
+    colours = tuple(m.group("colour") for m in parts if m.group("colour"))
+    count = sum(_NUMBERS[m.group("n")] for m in parts)
+    noun = parts[-1].group("noun")
+    outline = any((m.group("rest") or "").strip() == "outline" or m.group("noun") in ("line", "ring", "arrow")
+                  for m in parts)
+    return ShapeSpec(count, noun, colours, outline)
+
+
+def colour_share(png: bytes, colours: tuple[str, ...]) -> float:
+    """The share of the content's pixels nearest (of all named colours) to one of `colours`,
+    on a scale where 60% or more is full marks."""
+    from drawloop.vision.features import border_colour, content_mask, load_image
+
+    pixels = np.asarray(load_image(png).resize((WORK_SIZE, WORK_SIZE)), dtype=np.float32)
+    mask = content_mask(pixels.astype(np.uint8), border_colour(pixels.astype(np.uint8)))
+    if not mask.any():
+        return 0.0
+    names = list(COLOURS)
+    palette = np.array([COLOURS[n] for n in names], dtype=np.float32)
+    nearest = np.argmin(((pixels[mask][:, None, :] - palette[None]) ** 2).sum(-1), axis=1)
+    wanted = [i for i, n in enumerate(names) if n in colours or (n == "grey" and "gray" in colours)]
+    return min(1.0, float(np.isin(nearest, wanted).mean()) / 0.6)
 
 
 # ---------------------------------------------------------------- vision-language critic
