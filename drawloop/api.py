@@ -6,8 +6,19 @@
 
     result = draw(resume="runs/20261125-101500-a-row-of-bicycles-1a2b")   # continue a killed run
 
-Pass `on_event` to watch trace events live (the CLI's rich view does), or agent instances /
-registered names (`critic=MyCritic()`) to swap any part of the loop.
+Pass `on_event` to watch trace events live (the CLI's rich view does), `on_token` to watch the
+drawer write (its answer as it streams), or agent instances / registered names
+(`critic=MyCritic()`) to swap any part of the loop.
+
+Any LangChain chat model can do the drawing, recognizing and critiquing:
+
+    from langchain_anthropic import ChatAnthropic
+    result = draw("a lighthouse", chat_model=ChatAnthropic(model="claude-3-5-haiku-latest"),
+                  recognizer_chat_model=cheaper_model)     # critic_chat_model= for the critic's code scorer
+
+With LANGSMITH_TRACING=true every run is traced to LangSmith as one thread (the run id) named
+"drawloop draw", tagged with its concept, level and model; `config=` adds your own callbacks,
+tags and metadata.
 """
 
 from __future__ import annotations
@@ -22,13 +33,13 @@ from drawloop.config import Settings
 from drawloop.graphs.refine import build_refine_graph
 from drawloop.graphs.stopping import StopRule
 from drawloop.llm import ModelHandle, open_model
-from drawloop.graphs.thread import run_thread
+from drawloop.graphs.thread import run_thread, trace_config
 from drawloop.runs import Run
 from drawloop.state import Attempt, attempt_score
 from drawloop.trace.events import TraceEvent, TraceWriter
 
 MAX_CONCEPT_CHARS = 300
-THREAD = "main"
+LEGACY_THREAD = "main"   # the thread id of runs made before the thread id became the run id
 
 
 def validate_concept(concept: str | None) -> str:
@@ -129,10 +140,17 @@ def draw(concept: str | None = None, model: str | None = None, *, settings: Sett
          resume: str | Path | None = None, run_dir: str | Path | None = None,
          on_event: Callable[[TraceEvent], None] | None = None, models: ModelHandle | None = None,
          drawer: Any = None, renderer: Any = None, recognizer: Any = None, critic: Any = None,
-         review_nodes: list | None = None, **overrides: Any) -> DrawResult:
+         review_nodes: list | None = None, chat_model: Any = None, recognizer_chat_model: Any = None,
+         critic_chat_model: Any = None, on_token: Callable[[str, dict], None] | None = None,
+         config: dict | None = None, **overrides: Any) -> DrawResult:
     """Run the loop for one concept (or resume a run) and return the result.
 
     `models` lets a caller reuse one open model backend across many draws (the demo does).
+    `chat_model` (any LangChain BaseChatModel) draws, and recognizes and critiques unless
+    `recognizer_chat_model` / `critic_chat_model` say otherwise; nothing is started for
+    `model` then. `on_token(text, metadata)` gets the drawer's answer as it streams (metadata:
+    LangGraph's, `langgraph_checkpoint_ns` tells drafts apart). `config` is merged into the
+    graph's LangChain config (callbacks, tags, metadata).
     """
     run = Run.open(resume) if resume else None
     if run is not None:
@@ -145,27 +163,54 @@ def draw(concept: str | None = None, model: str | None = None, *, settings: Sett
         settings = settings or Settings.from_env(model=model, **overrides)
     check_names(critic=critic or settings.critic, recognizer=recognizer or settings.recognizer,
                 drawer=drawer or "llm", renderer=renderer or "default")
+    chat_models = {"default": chat_model, "recognizer": recognizer_chat_model, "critic": critic_chat_model}
+    if run is not None and chat_model is None and str(run.meta.get("model", "")).startswith("langchain:"):
+        raise ValueError(f"{resume} was drawn by a chat model passed to draw() ({run.meta['model']}); "
+                         "pass it again as chat_model= to resume the run")
+    if models is not None and any(chat_models.values()):
+        raise ValueError("pass either models= (an open backend) or chat models, not both")
     owned = models is None
-    models = models or open_model(settings)
+    models = models or open_model(settings, chat_models)
     if owned:
         models.open()
     try:
         return _run(run, concept, settings, models, run_dir, on_event,
-                    dict(drawer=drawer, renderer=renderer, recognizer=recognizer, critic=critic), review_nodes)
+                    dict(drawer=drawer, renderer=renderer, recognizer=recognizer, critic=critic), review_nodes,
+                    on_token=on_token, extra_config=config)
     finally:
         if owned:
             models.close()
 
 
+def _merge_config(config: dict, extra: dict | None) -> dict:
+    """The caller's LangChain config on top of drawloop's: tags add up, metadata and configurable
+    merge (drawloop's thread and run ids win: resuming depends on them), callbacks and the rest pass."""
+    if not extra:
+        return config
+    merged = {**extra, **config}
+    merged["tags"] = [*(config.get("tags") or []), *(extra.get("tags") or [])]
+    merged["metadata"] = {**(extra.get("metadata") or {}), **(config.get("metadata") or {})}
+    merged["configurable"] = {**(extra.get("configurable") or {}), **config["configurable"]}
+    if extra.get("run_name"):
+        merged["run_name"] = extra["run_name"]
+    return merged
+
+
 def _run(run: Run | None, concept: str, settings: Settings, models: ModelHandle, run_dir, on_event,
-         agents: dict[str, Any], review_nodes) -> DrawResult:
+         agents: dict[str, Any], review_nodes, on_token=None, extra_config: dict | None = None) -> DrawResult:
     run = run or Run.create(settings.runs_dir, concept, settings, model_label=models.label, run_dir=run_dir)
+    # The run id is the thread id (LangSmith shows each run as its own thread); runs made before
+    # that kept their checkpoints under "main", and resume there.
+    thread = run.meta.get("thread_id") or LEGACY_THREAD
     if settings.language == "python":  # start the sandbox while the model writes the first draft
         from drawloop.renderers.sandbox import get_sandbox_pool
 
         get_sandbox_pool().prestart()
     context = AgentContext(settings=settings, models=models)
-    config = {"configurable": {"thread_id": THREAD, "run_id": run.id, "seed": settings.seed}}
+    config = _merge_config(trace_config({"configurable": {"thread_id": thread, "run_id": run.id, "seed": settings.seed}},
+                                        kind="draw", concept=concept, model=getattr(models, "spec", settings.model),
+                                        thread=run.id, language=settings.language, candidates=settings.candidates),
+                           extra_config)
     start = time.perf_counter()
     with run.checkpointer() as saver, TraceWriter(run.trace_path) as writer:
         graph = build_refine_graph(**agents, stop_rule=_stop_rule(settings), store=run.store, size=settings.size,
@@ -178,7 +223,7 @@ def _run(run: Run | None, concept: str, settings: Settings, models: ModelHandle,
                 on_event(event)
 
         first_input = {"concept": concept, "language": settings.language, "attempts": []}
-        state = run_thread(graph, config, first_input, on_event=record).state
+        state = run_thread(graph, config, first_input, on_event=record, on_token=on_token).state
     result = DrawResult(concept=concept, run_dir=run.dir, attempts=list(state.get("attempts") or []),
                         best_index=state.get("best"), stop_reason=state.get("stop_reason"),
                         model=run.meta.get("model", models.label), seconds=time.perf_counter() - start,

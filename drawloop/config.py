@@ -36,6 +36,7 @@ class Settings:
     max_tokens: int = 1200               # per drawing; small models can loop on path commands
     request_timeout: float = 180.0
     retries: int = 2
+    rpm: float | None = None             # model requests per minute at most (client-side rate limit); None: no limit
     threads: int | None = None           # llama.cpp threads; None = all cores
     parallel: int = 1                    # llama.cpp slots: concurrent requests the local server decodes together
     speculation: str = "ngram-mod"       # the local server's n-gram self-speculation; "off" to disable
@@ -65,6 +66,7 @@ class Settings:
         "threads": "DRAWLOOP_THREADS",
         "request_timeout": "DRAWLOOP_TIMEOUT",
         "speculation": "DRAWLOOP_SPECULATION",
+        "rpm": "DRAWLOOP_RPM",
     }
 
     @classmethod
@@ -100,6 +102,7 @@ class Settings:
             ("request_timeout", finite(self.request_timeout) and self.request_timeout > 0,
              "must be a number of seconds > 0"),
             ("retries", 0 <= self.retries <= 10, "must be between 0 and 10"),
+            ("rpm", self.rpm is None or (finite(self.rpm) and self.rpm > 0), "must be a number of requests > 0"),
             ("threads", self.threads is None or 1 <= self.threads <= 256, "must be between 1 and 256"),
             # svg and python are built in; a plugin may register a renderer for any other name
             # (commands check that one exists before a model starts: registry.check_language)

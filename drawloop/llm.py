@@ -5,10 +5,15 @@
         answer = drawer_llm.complete([("system", "..."), ("user", "Draw a cat")], stop=["</svg>"])
         answer.text, answer.tokens_out, answer.seconds
 
-Everything goes through langchain-openai's ChatOpenAI: OpenAI itself (`openai:gpt-4o-mini`), any
-OpenAI-compatible server (`--base-url http://host:8000/v1`), or the embedded llama.cpp server
-(`local`, `local:/path/model.gguf`). Timeouts, retries with backoff, empty-answer handling and
-token accounting live here, once. A server is not trusted to behave: `BoundedTransport` gives every
+OpenAI itself (`openai:gpt-4o-mini`), any OpenAI-compatible server (`--base-url
+http://host:8000/v1`) and the embedded llama.cpp server (`local`, `local:/path/model.gguf`) go
+through langchain-openai's ChatOpenAI; any other LangChain provider (`anthropic:NAME`,
+`ollama:NAME`, ...) through its own package (providers.py); and any BaseChatModel can be handed
+in (`draw(chat_model=...)`, `open_model(settings, chat_models={...})`). Timeouts, retries with
+backoff that honour Retry-After, a requests-per-minute limit (`--rpm`), empty-answer handling
+and token accounting live here, once. A call still rate-limited after its retries raises
+`RateLimited` and is noted in `watch_rate_limits()`, so a graph node can let LangGraph's
+RetryPolicy run it again (graphs/refine.py). A server is not trusted to behave: `BoundedTransport` gives every
 request one total deadline and a cap on the answer's size (an endless stream or body ends the
 call, it does not hang the run), remembers what the server sent so errors can say it, and
 `clean_text` strips control sequences and invalid Unicode from every answer. Unit tests pass any langchain chat model (e.g.
@@ -17,8 +22,11 @@ GenericFakeChatModel) to `ChatLLM` directly.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import email.utils
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -39,6 +47,30 @@ class LLMError(RuntimeError):
     """The model could not give a usable answer (unreachable, refused, empty) after retries."""
 
 
+class RateLimited(LLMError):
+    """The server still answered 429 (rate limited) after every retry; `retry_after` is its advice."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+_RATE_LIMITS: contextvars.ContextVar[list | None] = contextvars.ContextVar("drawloop_rate_limits", default=None)
+
+
+@contextlib.contextmanager
+def watch_rate_limits() -> Iterator[list[RateLimited]]:
+    """Collect the calls made inside the block that gave up rate-limited, even those an agent caught
+    and recorded as a failure (a drawer's error, a critic's abstention): the caller can tell a
+    result spoilt by a rate limit from a real one and try again later."""
+    hits: list[RateLimited] = []
+    token = _RATE_LIMITS.set(hits)
+    try:
+        yield hits
+    finally:
+        _RATE_LIMITS.reset(token)
+
+
 @dataclass
 class Completion:
     text: str
@@ -53,15 +85,28 @@ class Completion:
                 "seconds": round(self.seconds, 3), "calls": self.attempts}
 
 
+def _status(exc: BaseException) -> int | None:
+    """The HTTP status of a provider's error (openai, anthropic, ... all carry one of these)."""
+    for value in (getattr(exc, "status_code", None), getattr(getattr(exc, "response", None), "status_code", None)):
+        if isinstance(value, int):
+            return value
+    return None
+
+
 def _is_retryable(exc: Exception) -> bool:
     try:
         import openai
     except ImportError:  # pragma: no cover - openai ships with langchain-openai
-        return True
-    if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError,
-                        openai.BadRequestError, openai.UnprocessableEntityError)):
+        openai = None
+    if openai is not None and isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError,
+                                               openai.NotFoundError, openai.BadRequestError,
+                                               openai.UnprocessableEntityError)):
         return False
-    return True
+    return _status(exc) not in (400, 401, 403, 404, 422)   # other providers' refusals
+
+
+def _is_rate_limit(exc: BaseException) -> bool:
+    return _status(exc) == 429 or "RateLimit" in type(exc).__name__
 
 
 def _describe(exc: BaseException) -> str:
@@ -99,13 +144,15 @@ class ChatLLM:
     """A chat model plus the calling discipline: retries, backoff, empty answers, usage."""
 
     def __init__(self, chat: BaseChatModel, retries: int = 2, backoff: float = 1.0, name: str = "",
-                 transport: "BoundedTransport | None" = None):
+                 transport: "BoundedTransport | None" = None, rate_limiter: Any = None):
         self.chat = chat
         self.retries = retries
         self.backoff = backoff
-        self.name = name or getattr(chat, "model_name", None) or type(chat).__name__
+        self.name = name or chat_model_name(chat)
         self.transport = transport            # what the server last sent, for error messages
+        self.rate_limiter = rate_limiter      # a langchain BaseRateLimiter shared by every call to one endpoint
         self.structured: bool | None = None   # does the server honour json_schema? None: not known yet
+        self._quiet: tuple[Any, Any] | None = None
 
     def complete_json(self, messages, schema: dict, name: str, **kwargs: Any) -> tuple[dict | None, Completion | None]:
         """Ask for JSON matching `schema` (OpenAI's json_schema response format, which is what
@@ -139,14 +186,17 @@ class ChatLLM:
         soon as guard(text_so_far) is true: small models can loop on one path command until the
         token cap, which costs minutes on a CPU."""
         last_error = "no attempt made"
+        limited: tuple[float | None] | None = None   # the last try was rate-limited (with its Retry-After)
         start = time.perf_counter()
         for attempt in range(1, self.retries + 2):
             wait = self.backoff * 2 ** (attempt - 1)
             if self.transport:
                 self.transport.forget()
+            if self.rate_limiter is not None:
+                self.rate_limiter.acquire(blocking=True)
             try:
                 if guard is None:
-                    message = self.chat.invoke(list(messages), stop=stop, **kwargs)
+                    message = self._invoker().invoke(list(messages), stop=stop, **kwargs)
                     text = message.content if isinstance(message.content, str) else _join_parts(message.content)
                     usage, cut = getattr(message, "usage_metadata", None) or {}, False
                 else:
@@ -158,14 +208,38 @@ class ChatLLM:
                     raise LLMError(f"model {self.name} refused the request: {last_error}") from exc
                 asked = _retry_after(exc)
                 wait = asked if asked is not None else wait
+                limited = (asked,) if _is_rate_limit(exc) else None
             else:
                 if text.strip():
                     return Completion(text, int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)),
                                       time.perf_counter() - start, attempt, cut)
-                last_error = "empty answer"
+                last_error, limited = "empty answer", None
             if attempt <= self.retries:
                 time.sleep(wait)
-        raise LLMError(f"model {self.name} gave no usable answer after {self.retries + 1} tries ({last_error})")
+        message = f"model {self.name} gave no usable answer after {self.retries + 1} tries ({last_error})"
+        if limited is not None:
+            error = RateLimited(message + " (rate limited)", retry_after=limited[0])
+            hits = _RATE_LIMITS.get()
+            if hits is not None:
+                hits.append(error)
+            raise error
+        raise LLMError(message)
+
+    def _invoker(self) -> Any:
+        """The chat model for calls that are not streamed on purpose. LangChain streams an invoke()
+        whenever a streaming callback is attached (LangGraph's `messages` stream mode attaches
+        one), which would change the requests of the recognizer and critic with the live view on;
+        a copy with streaming disabled sends the same request either way."""
+        chat = self.chat
+        if getattr(chat, "disable_streaming", True) is not False or not hasattr(chat, "model_copy"):
+            return chat
+        if self._quiet is None or self._quiet[0] is not chat:
+            try:
+                quiet = chat.model_copy(update={"disable_streaming": True})
+            except Exception:  # a model that cannot be copied streams as LangChain decides
+                quiet = chat
+            self._quiet = (chat, quiet)
+        return self._quiet[1]
 
     def _server_sent(self) -> str:
         seen = self.transport.last() if self.transport else None
@@ -295,7 +369,10 @@ def _join_parts(content: list) -> str:
 
 
 def parse_model_spec(spec: str) -> tuple[str, str]:
-    """'local' -> ('local', default model); 'local:x' -> ('local', x); 'openai:gpt-4o' -> ('openai', 'gpt-4o')."""
+    """'local' -> ('local', default model); 'local:x' -> ('local', x); 'openai:gpt-4o' -> ('openai', 'gpt-4o');
+    'anthropic:claude-3-5-haiku-latest' -> ('anthropic', ...): any LangChain provider (providers.py).
+    Only the name is checked here; whether the provider's package is installed, when the model opens."""
+    from drawloop import providers
     from drawloop.local_model import DEFAULT_MODEL
 
     spec = (spec or "local").strip()
@@ -306,8 +383,22 @@ def parse_model_spec(spec: str) -> tuple[str, str]:
         if not name:
             raise ValueError("--model openai:NAME needs a model name, e.g. openai:gpt-4o-mini")
         return "openai", name
-    raise ValueError(f"unknown model spec {spec!r}: use local, local:/path.gguf, or openai:NAME (with --base-url "
-                     "for any OpenAI-compatible server)")
+    if name and providers.known(provider):
+        return providers.canonical(provider), name
+    if providers.known(provider):
+        raise ValueError(f"--model {provider}:NAME needs a model name")
+    raise ValueError(f"unknown model spec {spec!r}: use local, local:/path.gguf, openai:NAME (with --base-url "
+                     f"for any OpenAI-compatible server), or PROVIDER:NAME for a LangChain provider "
+                     f"({', '.join(providers.PROVIDERS)})")
+
+
+def chat_model_name(chat: Any) -> str:
+    """What a chat model calls itself: its model name, else its class."""
+    for attr in ("model_name", "model", "model_id"):
+        value = getattr(chat, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return type(chat).__name__
 
 
 def check_reachable(base_url: str, api_key: str | None = None, timeout: float = 5.0) -> None:
@@ -320,20 +411,35 @@ def check_reachable(base_url: str, api_key: str | None = None, timeout: float = 
                        "Is it running, and is --base-url right (it usually ends in /v1)?") from exc
 
 
-class ModelHandle:
-    """Owns the model backend for a run: starts the local server if needed, stops it at the end."""
+ROLES = ("drawer", "recognizer", "critic")
 
-    def __init__(self, settings: Settings):
+
+class ModelHandle:
+    """Owns the model backend for a run: starts the local server if needed, stops it at the end.
+
+    `chat_models` hands in LangChain chat models ready made: {"default": m} for every role,
+    {"recognizer": m} or {"critic": m} (the critic's code-reading scorer) for one; a role
+    without one uses the default, else the backend of `settings.model`. With a default model
+    nothing is started or checked: the caller's model is the backend."""
+
+    def __init__(self, settings: Settings, chat_models: dict[str, BaseChatModel | None] | None = None):
         self.settings = settings
         self.provider, self.model_name = parse_model_spec(settings.model)
+        self.chat_models = {role: model for role, model in (chat_models or {}).items() if model is not None}
+        unknown = sorted(set(self.chat_models) - {"default", *ROLES})
+        if unknown:
+            raise ValueError(f"no model role {', '.join(unknown)}; roles: default, {', '.join(ROLES)}")
         self.server = None
         self.base_url = settings.base_url
         self.api_key = settings.api_key
+        self._rate_limiter = None
 
     def __enter__(self) -> "ModelHandle":
         return self.open()
 
     def open(self) -> "ModelHandle":
+        if "default" in self.chat_models:
+            return self        # the caller's model serves every role
         if self.provider == "local" and not self.settings.base_url:
             from drawloop.local_model import LocalServer, model_path
 
@@ -344,6 +450,10 @@ class ModelHandle:
                                       parallel=parallel, ctx=max(8192, 4096 * parallel),
                                       speculation=self.settings.speculation).start()
             self.base_url, self.api_key = self.server.base_url, "sk-local"
+        elif self.provider not in ("local", "openai"):
+            from drawloop import providers
+
+            providers.check_installed(self.provider)   # "pip install langchain-anthropic", before any work
         elif self.base_url:
             self.api_key = self.api_key or "EMPTY"
             check_reachable(self.base_url, self.api_key)
@@ -361,21 +471,52 @@ class ModelHandle:
             self.server = None
 
     @property
+    def spec(self) -> str:
+        """provider:name of the drawer's model (tags and metadata say it; no endpoint)."""
+        given = self.chat_models.get("default")
+        if given is not None:
+            kind, name = type(given).__name__, chat_model_name(given)
+            return f"langchain:{kind}" if name == kind else f"langchain:{kind}:{name}"
+        return f"{self.provider}:{self.model_name}"
+
+    @property
     def label(self) -> str:
         """What reports say about the model: provider, name and endpoint."""
+        if "default" in self.chat_models:
+            return f"{self.spec} (passed in)"
+        if self.provider not in ("local", "openai"):
+            return f"{self.provider}:{self.model_name}" + (f" ({self.base_url})" if self.base_url else "")
         where = "embedded llama.cpp" if self.server else (self.base_url or "api.openai.com")
         return f"{self.provider}:{self.model_name} ({where})"
 
-    def chat(self, max_tokens: int | None = None, temperature: float | None = None) -> ChatLLM:
+    @property
+    def rate_limiter(self):
+        """One token bucket for every call through this handle (--rpm requests a minute), or None."""
+        rpm = getattr(self.settings, "rpm", None)
+        if rpm and self._rate_limiter is None:
+            from langchain_core.rate_limiters import InMemoryRateLimiter
+
+            self._rate_limiter = InMemoryRateLimiter(requests_per_second=rpm / 60.0,
+                                                     check_every_n_seconds=min(0.1, 15.0 / rpm), max_bucket_size=1)
+        return self._rate_limiter
+
+    def chat(self, max_tokens: int | None = None, temperature: float | None = None, role: str = "drawer") -> ChatLLM:
+        settings = self.settings
+        given = self.chat_models.get(role) or self.chat_models.get("default")
+        if given is not None:   # the caller's model, with its own sampling settings
+            return ChatLLM(given, retries=settings.retries, name=chat_model_name(given),
+                           rate_limiter=self.rate_limiter)
+        max_tokens = max_tokens or settings.max_tokens
+        temperature = settings.temperature if temperature is None else temperature
+        if self.provider not in ("local", "openai"):
+            return self._provider_chat(max_tokens, temperature)
         from langchain_openai import ChatOpenAI
 
-        settings = self.settings
-        max_tokens = max_tokens or settings.max_tokens
         transport = BoundedTransport(deadline=settings.request_timeout)
         kwargs: dict[str, Any] = dict(
             model=self.model_name if self.provider == "openai" else "local",
             api_key=self.api_key,
-            temperature=settings.temperature if temperature is None else temperature,
+            temperature=temperature,
             timeout=settings.request_timeout,
             http_client=httpx2.Client(transport=transport, timeout=settings.request_timeout),
             max_retries=0,  # ChatLLM retries, with backoff and empty-answer handling
@@ -387,11 +528,26 @@ class ModelHandle:
             # Some compatible servers ignore max_completion_tokens; max_tokens they all honour.
             kwargs["extra_body"] = {"max_tokens": max_tokens}
         return ChatLLM(ChatOpenAI(**kwargs), retries=settings.retries, name=f"{self.provider}:{self.model_name}",
-                       transport=transport)
+                       transport=transport, rate_limiter=self.rate_limiter)
+
+    def _provider_chat(self, max_tokens: int, temperature: float) -> ChatLLM:
+        from drawloop import providers
+
+        settings = self.settings
+        # The OpenAI key Settings falls back to is not another provider's: theirs come from their
+        # own variables (ANTHROPIC_API_KEY, ...), unless DRAWLOOP_API_KEY or api_key= says otherwise.
+        key = settings.api_key
+        if key and key == os.environ.get("OPENAI_API_KEY") and not os.environ.get("DRAWLOOP_API_KEY"):
+            key = None
+        chat = providers.chat_model(self.provider, self.model_name, temperature=temperature, max_tokens=max_tokens,
+                                    timeout=settings.request_timeout, max_retries=0, base_url=self.base_url,
+                                    api_key=key)
+        return ChatLLM(chat, retries=settings.retries, name=f"{self.provider}:{self.model_name}",
+                       rate_limiter=self.rate_limiter)
 
 
-def open_model(settings: Settings) -> ModelHandle:
-    return ModelHandle(settings)
+def open_model(settings: Settings, chat_models: dict[str, BaseChatModel | None] | None = None) -> ModelHandle:
+    return ModelHandle(settings, chat_models)
 
 
 ChatFactory = Callable[..., ChatLLM]

@@ -125,6 +125,7 @@ class Run:
         path.mkdir(parents=True, exist_ok=True)
         meta = {
             "run_id": path.name,
+            "thread_id": path.name,   # the LangGraph thread (runs before it was recorded used "main")
             "concept": concept,
             "created": dt.datetime.now().isoformat(timespec="seconds"),
             "model": model_label or getattr(settings, "model", ""),

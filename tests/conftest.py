@@ -10,8 +10,10 @@ import threading
 import time
 
 import pytest
+from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
 from drawloop.llm import ChatLLM
 
@@ -90,13 +92,14 @@ class FakeOpenAI(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         FakeOpenAI.requests.append(body)
-        status, text = FakeOpenAI.answers.pop(0) if FakeOpenAI.answers else (200, smart_answer(body))
+        # an answer is (status, text) or (status, text, headers), e.g. (429, "slow down", {"Retry-After": "3"})
+        status, text, *headers = FakeOpenAI.answers.pop(0) if FakeOpenAI.answers else (200, smart_answer(body))
         if body.get("response_format") and FakeOpenAI.structured == "refuse":
             status, text = 400, "response_format json_schema is not supported"
         elif body.get("response_format") and FakeOpenAI.structured == "json":
             text = structured_answer(body, text)
         if status != 200:
-            return self._json(status, {"error": {"message": text}})
+            return self._json(status, {"error": {"message": text}}, *headers)
         if body.get("stream"):
             return self._sse(text)
         self._json(200, {"id": "x", "object": "chat.completion", "created": 0, "model": "fake",
@@ -117,11 +120,13 @@ class FakeOpenAI(http.server.BaseHTTPRequestHandler):
         final = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": usage}
         self.wfile.write(f"data: {json.dumps({**base, **final})}\n\ndata: [DONE]\n\n".encode())
 
-    def _json(self, status, payload):
+    def _json(self, status, payload, headers=None):
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
         self.end_headers()
         self.wfile.write(data)
 
@@ -164,3 +169,43 @@ def stuck_server():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/v1"
     server.shutdown()
+
+
+class SmartChat(BaseChatModel):
+    """A LangChain chat model that answers like a cooperative model (smart_answer's rules: SVG for
+    drawing prompts, the right letter, a score), streaming `chunk` characters at a time, and
+    records every call (`calls`: "invoke" or "stream", the prompt's last message)."""
+
+    concept: str = "a red apple"
+    svg: str = APPLE
+    chunk: int = 12
+    model_name: str = "smart-fake"
+    calls: list = []
+
+    @property
+    def _llm_type(self) -> str:
+        return "smart-fake"
+
+    def answer(self, messages) -> str:
+        prompt = messages[-1].content
+        if isinstance(prompt, list):
+            return '{"score": 3, "feedback": "the picture needs wheels"}'
+        if "Choose exactly one option" in prompt:
+            options = dict(re.findall(r"^([A-Z])\. (.+)$", prompt, re.M))
+            return next((k for k, v in options.items() if v == self.concept), "A")
+        if "SCORE:" in prompt or "Rate how well" in prompt:
+            return "SCORE: 6\nFIXES:\n- add more detail"
+        return f"```svg\n{self.svg}\n```"
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+        self.calls.append(("invoke", messages[-1].content))
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=self.answer(messages)))])
+
+    def _stream(self, messages, stop=None, run_manager=None, **kwargs):
+        self.calls.append(("stream", messages[-1].content))
+        text = self.answer(messages)
+        for i in range(0, len(text), self.chunk):
+            piece = ChatGenerationChunk(message=AIMessageChunk(content=text[i:i + self.chunk]))
+            if run_manager:
+                run_manager.on_llm_new_token(piece.text, chunk=piece)
+            yield piece

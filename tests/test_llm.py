@@ -13,8 +13,10 @@ def test_parse_model_spec():
     assert parse_model_spec("openai:gpt-4o-mini") == ("openai", "gpt-4o-mini")
     with pytest.raises(ValueError, match="openai:NAME"):
         parse_model_spec("openai:")
+    assert parse_model_spec("anthropic:claude") == ("anthropic", "claude")   # any LangChain provider
+    assert parse_model_spec("ollama:qwen2.5-coder:7b") == ("ollama", "qwen2.5-coder:7b")
     with pytest.raises(ValueError, match="unknown model spec"):
-        parse_model_spec("anthropic:claude")
+        parse_model_spec("nosuchprovider:x")
 
 
 def test_retries_empty_answers_then_succeeds():

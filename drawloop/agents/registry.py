@@ -49,10 +49,12 @@ class AgentContext:
     settings: Settings
     models: Any = None  # drawloop.llm.ModelHandle, or None for agents that need no model
 
-    def chat(self, **kwargs):
+    def chat(self, role: str = "drawer", **kwargs):
+        """A ChatLLM for one role (drawer, recognizer, critic): the role's own chat model when one
+        was handed in (draw(recognizer_chat_model=...)), else the run's model."""
         if self.models is None:
             raise RuntimeError("this agent needs a model, but the context has none")
-        return self.models.chat(**kwargs)
+        return self.models.chat(role=role, **kwargs)
 
 
 def register(kind: str, name: str) -> Callable[[Factory], Factory]:
@@ -202,7 +204,7 @@ register("renderer", "python")(_builtin_renderer)   # so renderer="svg" reads as
 def _code_recognizer(ctx: AgentContext):
     from drawloop.agents.recognizer import CodeRecognizer
 
-    return CodeRecognizer(ctx.chat(max_tokens=16, temperature=0.0))  # room for {"answer": "B"}
+    return CodeRecognizer(ctx.chat(max_tokens=16, temperature=0.0, role="recognizer"))  # room for {"answer": "B"}
 
 
 @register("scorer", "sanity")
@@ -223,7 +225,7 @@ def _recognition(ctx: AgentContext):
 def _llm_scorer(ctx: AgentContext):
     from drawloop.agents.critic import LLMCodeCritic
 
-    return LLMCodeCritic(ctx.chat(max_tokens=200, temperature=0.0))
+    return LLMCodeCritic(ctx.chat(max_tokens=200, temperature=0.0, role="critic"))
 
 
 @register("recognizer", "pixels")

@@ -3,6 +3,7 @@
     drawloop draw "a red apple" --max-iters 6 --patience 2
     drawloop draw "a red apple" --model openai:gpt-4o-mini
     drawloop draw "a red apple" --model openai:qwen2.5-coder --base-url http://localhost:8000/v1
+    drawloop draw "a red apple" --model anthropic:claude-3-5-haiku-latest --rpm 50   # any LangChain provider
     drawloop draw --resume runs/20261125-101500-a-red-apple-1a2b
     drawloop draw "a red apple" --json          # machine-readable summary, no live view
     drawloop demo                               # three concepts, offline, local model
@@ -84,8 +85,13 @@ def register(app: typer.Typer) -> None:
     @app.command("draw")
     def draw_command(
         concept: Optional[str] = typer.Argument(None, help="What to draw, e.g. \"a parrot in a jungle\"."),
-        model: Optional[str] = typer.Option(None, help="local | local:/path.gguf | openai:NAME (default: local)."),
+        model: Optional[str] = typer.Option(None, help="local | local:/path.gguf | openai:NAME | PROVIDER:NAME, any "
+                                            "installed LangChain provider, e.g. anthropic:claude-3-5-haiku-latest, "
+                                            "ollama:qwen2.5-coder (default: local)."),
         base_url: Optional[str] = typer.Option(None, help="Any OpenAI-compatible server, e.g. http://localhost:8000/v1."),
+        rpm: Optional[float] = typer.Option(None, help="At most this many model requests a minute (a client-side "
+                                            "rate limit; 429s are retried after their Retry-After anyway). "
+                                            "Env: DRAWLOOP_RPM."),
         critic_model: Optional[str] = typer.Option(None, help="A vision-language model that scores the PNG, "
                                                    "e.g. openai:gpt-4o-mini (adds the 'vlm' scorer, weight 2)."),
         critic_base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server for --critic-model."),
@@ -125,7 +131,7 @@ def register(app: typer.Typer) -> None:
                                  candidates=candidates,
                                  feedback=feedback, weights=weights, recognizer=recognizer, critic=critic,
                                  temperature=temperature, seed=seed, size=size, runs_dir=str(out),
-                                 speculation=speculation)
+                                 speculation=speculation, rpm=rpm)
             if resume is not None:
                 result = _draw_resume(resume, as_json)  # the run's own settings decide the model
             else:

@@ -18,7 +18,11 @@ amend them, the judge compares the round's top-scoring candidate with the best s
 
 Each candidate's step is its own LangGraph task, so with a checkpointer a killed run resumes at
 the step it was in: no finished candidate step is lost or repeated. Agents that raise are
-recorded as failures, never crash the loop. Every step emits start/end trace events on
+recorded as failures, never crash the loop; so are review nodes that raise. The nodes that call
+models (draw, recognize, critique, judge, review nodes) have a LangGraph RetryPolicy for rate
+limits: when a model call in the node still got 429 after its own retries (llm.RateLimited,
+even one the agent caught and recorded), the node is run again after a pause, with the same
+seed, up to the policy's attempts; the last attempt keeps what the agents made of it. Every step emits start/end trace events on
 LangGraph's custom stream, labelled with the attempt index (`iteration`), round and candidate.
 With candidates=1 this is the study's single self-correcting chain.
 """
@@ -32,16 +36,42 @@ from typing import Any, Callable
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import Send
+from langgraph.types import RetryPolicy, Send
 
 from drawloop.agents.recognizer import make_choices
 from drawloop.graphs.stopping import StopRule
 from drawloop.runs import CODE_SUFFIX, ArtifactStore
 from drawloop.state import Attempt, DrawState, Drawing, RoundOutcome, attempt_score
-from drawloop.trace.events import TraceEvent, emit
+from drawloop.trace.events import TraceEvent, emit, node_event
 
 ReviewNode = Callable[[DrawState], dict]
 STEPS = ("draw", "render", "recognize", "critique")
+MODEL_NODES = ("draw", "recognize", "critique", "judge")   # nodes whose agents call models
+
+
+class NodeRateLimited(RuntimeError):
+    """A model call in the node stayed rate-limited; LangGraph's RetryPolicy runs the node again."""
+
+    def __init__(self, node: str, cause: Exception):
+        super().__init__(f"{node}: {cause}")
+        self.retry_after = getattr(cause, "retry_after", None)
+
+
+# Rate limits only: everything else the nodes record as a failure. Minutes apart at most, since a
+# provider's quota resets by the minute; jitter keeps parallel candidates from returning together.
+RATE_LIMIT_RETRY = RetryPolicy(initial_interval=5.0, backoff_factor=2.0, max_interval=60.0, max_attempts=3,
+                               jitter=True, retry_on=NodeRateLimited)
+
+
+def node_attempt() -> int:
+    """This node's attempt under its RetryPolicy (1 on the first run; 1 outside a graph)."""
+    try:
+        from langgraph.runtime import get_runtime
+
+        info = get_runtime().execution_info
+    except Exception:
+        return 1
+    return getattr(info, "node_attempt", 1) or 1
 
 
 def _configurable(config: dict | None) -> dict:
@@ -76,11 +106,13 @@ class RefineNodes:
 
     def __init__(self, drawer, renderer, recognizer, critic, judge, stop_rule: StopRule, store: ArtifactStore,
                  size: int, language: str, n_distractors: int, candidates: int = 1,
-                 distractors: Callable = default_distractors, after_critique: str = "judge"):
+                 distractors: Callable = default_distractors, after_critique: str = "judge",
+                 retry_policy: RetryPolicy | None = RATE_LIMIT_RETRY):
         self.drawer, self.renderer, self.recognizer, self.critic, self.judge = drawer, renderer, recognizer, critic, judge
         self.stop_rule, self.store, self.size, self.candidates = stop_rule, store, size, candidates
         self.language, self.n_distractors, self.distractors = language, n_distractors, distractors
         self.after_critique = after_critique
+        self.retry_policy = retry_policy
 
     # -- helpers ---------------------------------------------------------------------------
     def _event(self, node: str, phase: str, candidate: Attempt, config: dict | None, **fields: Any) -> None:
@@ -101,12 +133,28 @@ class RefineNodes:
                        iteration=attempt["iteration"], critique=attempt.get("critique"),
                        extra={"image": attempt.get("image"), "seen": task.get("seen") or []})
 
+    def _watched(self, node: str, config, call: Callable[[], Any], **where: Any) -> Any:
+        """call(), and when a model call in it stayed rate-limited and the RetryPolicy has attempts
+        left, an "info" trace event and NodeRateLimited instead of the spoilt result."""
+        from drawloop.llm import watch_rate_limits
+
+        with watch_rate_limits() as hits:
+            result = call()
+        attempts = self.retry_policy.max_attempts if self.retry_policy else 1
+        attempt = node_attempt()
+        if hits and attempt < attempts:
+            self._emit(node, "info", config, error=str(hits[-1])[:400],
+                       message=f"rate limited: {node} runs again (attempt {attempt + 1} of {attempts})", **where)
+            raise NodeRateLimited(node, hits[-1])
+        return result
+
     def _timed(self, step: str, task: dict, work: Callable[[dict], dict], config) -> dict:
         """Run one step of one candidate: its trace events, its wall time, its slot in the round."""
         candidate = dict(task["candidate"])
         self._event(step, "start", candidate, config)
         start = time.perf_counter()
-        fields = work(candidate)
+        fields = self._watched(step, config, lambda: work(candidate), iteration=candidate["iteration"],
+                               round=candidate.get("round"), candidate=candidate.get("candidate"))
         candidate["seconds"] = {**candidate.get("seconds", {}), step: round(time.perf_counter() - start, 3)}
         self._event(step, "end", candidate, config, seconds=candidate["seconds"][step], **fields)
         return {"candidates": [candidate]}
@@ -217,7 +265,8 @@ class RefineNodes:
         if best is None:
             replaced, reason = True, "the first round's best"
         else:
-            verdict = self.judge.compare(self.drawing(task, attempts[best]), self.drawing(task, round_[top]))
+            verdict = self._watched("judge", config, lambda: self._compare(
+                self.drawing(task, attempts[best]), self.drawing(task, round_[top])), iteration=winner)
             replaced, reason = verdict.better == "b", verdict.reason
         new_best = winner if replaced else best
         everything = attempts + round_
@@ -228,6 +277,42 @@ class RefineNodes:
                    score=scores[top], message=("kept: " if replaced else "rejected: ") + reason,
                    artifact=round_[top].get("image"))
         return {"attempts": round_, "candidates": [], "rounds": [outcome], "best": new_best}
+
+    def _compare(self, a: Drawing, b: Drawing):
+        """The judge's verdict; a judge that raises keeps the best so far, and says why."""
+        try:
+            return self.judge.compare(a, b)
+        except Exception as exc:
+            from drawloop.agents.judge import Verdict
+
+            return Verdict("a", f"the judge failed ({_describe(exc)}); the best so far stays", "error")
+
+    def review(self, name: str, fn: ReviewNode) -> Callable:
+        """A review node guarded like the built-in ones: one that raises leaves the round as the
+        critic scored it (an end event with the error says so, unless `traced` already did), and
+        one whose model calls stay rate-limited is run again by the RetryPolicy."""
+        import inspect
+
+        try:
+            wants_config = len(inspect.signature(fn).parameters) >= 2
+        except (TypeError, ValueError):
+            wants_config = False
+        reports_errors = getattr(fn, "traced", False)
+
+        def node(state: DrawState, config: RunnableConfig = None) -> dict:
+            def call() -> dict:
+                try:
+                    return fn(state, config) if wants_config else fn(state)
+                except Exception as exc:
+                    if not reports_errors:
+                        emit(node_event(name, "end", state, config, error=_describe(exc),
+                                        message="the review failed; the round goes on as the critic scored it"))
+                    return {}
+
+            return self._watched(name, config, call, iteration=len(state.get("attempts") or []))
+
+        node.__name__, node.__doc__ = getattr(fn, "__name__", name), fn.__doc__
+        return node
 
     def decide(self, state: DrawState, config: RunnableConfig = None) -> dict:
         rounds = list(state.get("rounds") or [])
@@ -261,13 +346,16 @@ def build_refine_graph(drawer=None, renderer=None, recognizer=None, critic=None,
                        store: ArtifactStore | None = None, size: int = 256, language: str = "svg",
                        n_distractors: int = 4, distractors: Callable = default_distractors,
                        review_nodes: list[tuple[str, ReviewNode]] | None = None, checkpointer=None,
-                       context: Any = None):
+                       context: Any = None, retry_policy: RetryPolicy | None | str = "default"):
     """Compile the loop. Agents are instances or registered names (see agents/registry.py);
     names need `context` (an AgentContext with settings and models) to be built. Review nodes see
-    the round's critiqued `candidates` and may return amended ones before the judge."""
+    the round's critiqued `candidates` and may return amended ones before the judge.
+    `retry_policy` is the LangGraph RetryPolicy of the nodes that call models (rate limits
+    only; "default": RATE_LIMIT_RETRY; None: no node-level retries)."""
     from drawloop.agents.registry import resolve
 
     settings = getattr(context, "settings", None)
+    retry_policy = RATE_LIMIT_RETRY if retry_policy == "default" else retry_policy
     stop_rule = stop_rule or StopRule()
     candidates = candidates or getattr(settings, "candidates", None) or 1
     if candidates < 1:
@@ -280,21 +368,23 @@ def build_refine_graph(drawer=None, renderer=None, recognizer=None, critic=None,
     store = store or ArtifactStore(Path(tempfile.mkdtemp(prefix="drawloop-artifacts-")))
     reviews = list(review_nodes or [])
     nodes = RefineNodes(drawer, renderer, recognizer, critic, judge, stop_rule, store, size, language, n_distractors,
-                        candidates, distractors, after_critique=reviews[0][0] if reviews else "judge")
+                        candidates, distractors, after_critique=reviews[0][0] if reviews else "judge",
+                        retry_policy=retry_policy)
+    retry = {"retry_policy": retry_policy} if retry_policy else {}
 
     graph = StateGraph(DrawState)
     graph.add_node("prepare", nodes.prepare)
     graph.add_node("schedule", nodes.schedule)
     for step in STEPS:
-        graph.add_node(step, getattr(nodes, step))
+        graph.add_node(step, getattr(nodes, step), **(retry if step in MODEL_NODES else {}))
         graph.add_edge(step, "schedule")
-    graph.add_node("judge", nodes.judge_round)
+    graph.add_node("judge", nodes.judge_round, **retry)
     graph.add_node("decide", nodes.decide)
     graph.add_edge(START, "prepare")
     graph.add_edge("prepare", "schedule")
     graph.add_conditional_edges("schedule", nodes.dispatch, [*STEPS, nodes.after_critique])
     for (name, fn), following in zip(reviews, [name for name, _ in reviews[1:]] + ["judge"]):
-        graph.add_node(name, fn)
+        graph.add_node(name, nodes.review(name, fn), **retry)
         graph.add_edge(name, following)
     graph.add_edge("judge", "decide")
     graph.add_conditional_edges("decide", nodes.after_decide, ["schedule", END])

@@ -200,6 +200,7 @@ def traced(name: str) -> Callable[[Callable], Callable]:
         # Not functools.wraps: LangGraph reads the signature to decide whether to pass `config`,
         # and wraps would make it see the wrapped function's.
         node.__name__, node.__doc__ = getattr(fn, "__name__", name), fn.__doc__
+        node.traced = True   # it reports its own errors (the loop's review guard then does not)
         return node
 
     return decorate
