@@ -82,7 +82,7 @@ def test_thumbnails_come_from_the_png_artifacts():
 
 def test_fresh_run_shows_failures_review_nodes_and_code_diffs(fresh_run):
     trace = load_run(fresh_run)
-    iterations = trace.threads["main"].iterations
+    iterations = trace.threads[fresh_run.name].iterations   # a run's thread id is its run id
     assert [s.node for s in iterations[0].steps] == ["draw", "render", "critique", "review", "judge", "decide"]
     assert [s.node for s in iterations[1].steps] == ["draw", "render", "recognize", "critique", "review", "judge",
                                                        "decide"]

@@ -269,7 +269,7 @@ def _draw(root: Path, manifest: Manifest, pending: Iterable[JobRow], n_pending: 
             else:
                 graphs = GraphCache(settings, models, store, saver, agents=agents)
             runner = BatchRunner(graphs, concurrency=concurrency, max_tries=tries, run_id=root.name,
-                                 executor=executor, on_event=event)
+                                 executor=executor, on_event=event, trace_key=_trace_key(manifest, root))
             runner.stats = stats
             # Every failed try left a row in the manifest, also those --retry-failed wrote off; a fresh
             # set of tries gets fresh threads and seeds, not the ones that failed (a seeded model
@@ -284,6 +284,19 @@ def _draw(root: Path, manifest: Manifest, pending: Iterable[JobRow], n_pending: 
     finally:
         if owned:
             models.close()
+
+
+def _trace_key(manifest: Manifest, root: Path) -> str:
+    """The build's name in LangSmith's thread ids ("<key>/<job thread>"): the folder's name and a
+    random part, made once and kept in the manifest, so a resumed build traces into the same
+    threads and two builds in folders of the same name never share one."""
+    key = manifest.info().get("trace_key")
+    if not key:
+        import secrets
+
+        key = f"{root.name}-{secrets.token_hex(4)}"
+        manifest.set_info({"trace_key": key})
+    return key
 
 
 def curate_dataset(root: str | Path, dedup: float | None = None, embedder: str | None = None,

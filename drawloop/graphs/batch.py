@@ -39,7 +39,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Iterator, Protocol, TypeVar
 
-from drawloop.graphs.thread import run_thread
+from drawloop.graphs.thread import run_thread, trace_config
 from drawloop.state import DrawState
 from drawloop.trace.events import TraceEvent
 
@@ -253,8 +253,9 @@ class ThreadWorker:
     """Runs (or resumes, or just reads back) one job's thread to the end."""
 
     def __init__(self, graphs: GraphCache, run_id: str, language: str,
-                 on_event: Callable[[TraceEvent], None] | None = None):
+                 on_event: Callable[[TraceEvent], None] | None = None, trace_key: str | None = None):
         self.graphs, self.run_id, self.language, self.on_event = graphs, run_id, language, on_event
+        self.trace_key = trace_key or run_id   # LangSmith's thread of a job: "<trace_key>/<thread id>"
         self.keep_events = False   # set in a copy sent to another process: events return with the outcome
 
     def __getstate__(self) -> dict:
@@ -264,6 +265,9 @@ class ThreadWorker:
         start = time.perf_counter()
         graph = self.graphs.graph(job.temperature)
         config = {"configurable": {"thread_id": job.thread_id, "run_id": self.run_id, "seed": job.thread_seed}}
+        config = trace_config(config, kind="batch", concept=job.concept, thread=f"{self.trace_key}/{job.thread_id}",
+                              model=getattr(getattr(self.graphs, "models", None), "spec", None) or self.graphs.settings.model,
+                              job=job.id, seed=job.thread_seed, temperature=job.temperature)
         first = {"concept": job.concept, "language": self.language, "attempts": []}
         events: list[dict] = []
         emit = (lambda chunk: self.on_event(TraceEvent.from_dict(chunk))) if self.on_event else \
@@ -326,7 +330,7 @@ class BatchStats:
 class BatchRunner:
     def __init__(self, graphs: GraphCache, concurrency: int = 4, max_tries: int = 3, run_id: str = "batch",
                  executor: Executor | None = None, abort_after: int | None = None,
-                 on_event: Callable[[TraceEvent], None] | None = None):
+                 on_event: Callable[[TraceEvent], None] | None = None, trace_key: str | None = None):
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if max_tries < 1:
@@ -337,7 +341,7 @@ class BatchRunner:
         self.stats = BatchStats()
         self._lock = threading.Lock()
         self._forward = on_event
-        self.worker = ThreadWorker(graphs, run_id, graphs.settings.language, on_event=self._event)
+        self.worker = ThreadWorker(graphs, run_id, graphs.settings.language, on_event=self._event, trace_key=trace_key)
 
     def _event(self, event: TraceEvent) -> None:
         with self._lock:  # called from worker threads

@@ -49,6 +49,7 @@ import dataclasses
 import datetime as dt
 import json
 import re
+import secrets
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -62,7 +63,7 @@ from drawloop.agents.recognizer import make_choices
 from drawloop.concepts import LEVELS, Concept, load_concepts, slugify
 from drawloop.graphs.refine import build_refine_graph, default_distractors
 from drawloop.graphs.stopping import StopRule
-from drawloop.graphs.thread import run_thread, thread_finished
+from drawloop.graphs.thread import run_thread, thread_finished, trace_config
 from drawloop.runs import ArtifactStore
 from drawloop.state import Attempt, Drawing, attempt_score
 from drawloop.trace.events import TraceEvent, TraceWriter
@@ -305,6 +306,7 @@ class Checkup:
     def run(self) -> dict:
         self.dir.mkdir(parents=True, exist_ok=True)
         record = self._check_directory()
+        self.trace_key = record.setdefault("trace_key", f"{self.dir.name}-{secrets.token_hex(4)}")
         started, start = dt.datetime.now().isoformat(timespec="seconds"), time.perf_counter()
         record.update(identity=self._identity(), plan=dataclasses.asdict(self.plan),
                       settings=self.settings.public(), model=self.model_label,
@@ -368,6 +370,10 @@ class Checkup:
         afresh): a thread resumed after a kill keeps its first draft, one started afresh has a new one."""
         config = {"configurable": {"thread_id": spec.thread_id, "run_id": self.dir.name,
                                    "seed": self.plan.seed + SAMPLE_SEED_STRIDE * spec.sample}}
+        # LangSmith's thread: "<trace key>/<thread>", unique to this check-up and the same when it resumes
+        config = trace_config(config, kind="checkup", concept=spec.concept, level=spec.level, model=self.settings.model,
+                              thread=f"{getattr(self, 'trace_key', None) or self.dir.name}/{spec.thread_id}",
+                              mode=spec.mode, sample=spec.sample)
         snapshot = graph.get_state(config)
         stale = redo or (thread_finished(snapshot) and self.plan.retry_failed and unreachable(snapshot.values))
         outcome = run_thread(graph, config, first_input, on_event=self._write_event, redo=stale)
