@@ -73,8 +73,9 @@ def _draw_one(concept, settings, models, as_json, resume=None):
             if as_json:
                 return draw(concept, settings=settings, models=models, resume=resume, on_event=view.update)
             stop.live = view
-            with view:
-                result = draw(concept, settings=settings, models=models, resume=resume, on_event=view.update)
+            with view:   # the drawer's tokens stream under the spinner (LangGraph "messages" mode)
+                result = draw(concept, settings=settings, models=models, resume=resume, on_event=view.update,
+                              on_token=view.token)
         except KeyboardInterrupt:
             stop.interrupted()
     console.print(summary_panel(result))
