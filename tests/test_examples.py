@@ -51,7 +51,9 @@ def answer(body: dict) -> str:
         return next((letter for letter, option in options.items() if option == drawn), "A")
     if "SCORE:" in prompt:
         return "SCORE: 6\nFIXES:\n- add more detail"
-    concept = re.search(r'^Draw (.+)\.$|for "(.+?)"', prompt, re.M)
+    # a revision continues the drawing's conversation: the concept is in its first request
+    texts = [prompt] + [m["content"] for m in messages if isinstance(m.get("content"), str)]
+    concept = next(filter(None, (re.search(r'^Draw (.+)\.$|for "(.+?)"', text, re.M) for text in texts)))
     r = radius_for(next(filter(None, concept.groups())))
     if "turtle" in messages[0]["content"]:
         return f"```turtle\ncolor darkred\nfill red\ncircle {r}\nup\ngoto 50 {50 - r}\ndown\ncolor brown\nforward 8\n```"
