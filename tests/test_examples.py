@@ -81,7 +81,8 @@ def run_example(name: str, url: str, runs_dir: Path, *args: str) -> dict:
 
 
 def test_every_example_is_tested():
-    tested = {"custom_critic", "turtle_renderer", "batch_from_python", "reviewer_veto", "stream_events"}
+    tested = {"custom_critic", "turtle_renderer", "batch_from_python", "reviewer_veto", "stream_events",
+              "own_chat_model", "studio_graph"}
     assert {p.stem for p in EXAMPLES.glob("*.py")} == tested
 
 
@@ -152,3 +153,35 @@ def test_stream_events(cooperative_server, tmp_path):
     assert outcome["events"]["decide.end"] == n
     trace_lines = (Path(outcome["run_dir"]) / "trace.jsonl").read_text().splitlines()
     assert len(trace_lines) == sum(outcome["events"].values())  # the UI saw exactly what the file holds
+
+
+@pytest.mark.slow
+def test_own_chat_model(cooperative_server, tmp_path):
+    outcome = run_example("own_chat_model", cooperative_server, tmp_path / "runs", "a red ball", "--max-iters", "2")
+    assert outcome["model"].startswith("langchain:ChatOpenAI:fake") and len(outcome["scores"]) == 2
+    assert outcome["recognized"] == ["a red ball", "a red ball"] and outcome["streamed"] > 10
+    assert outcome["drawn"] == 2   # both drafts streamed whole through on_token
+    drawing = [r for r in Cooperative.requests if r["messages"][0]["role"] == "system"]
+    assert len(drawing) == 2 and all(r["model"] == "fake" and r["stream"] for r in drawing)
+
+
+def test_own_chat_model_offline_with_its_scripted_model(tmp_path):
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        from own_chat_model import main
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    outcome = main(["a red apple", "--runs-dir", str(tmp_path), "--max-iters", "1"])
+    assert outcome["model"] == "langchain:ScriptedArtist:scripted-artist (passed in)"
+    assert outcome["recognized"] == ["a red apple"] and outcome["drawn"] == 1 and outcome["scores"][0] > 0
+
+
+@pytest.mark.slow
+def test_studio_graph(cooperative_server, tmp_path):
+    outcome = run_example("studio_graph", cooperative_server, tmp_path / "runs", "--run", "a red ball",
+                          "--max-iters", "1")
+    assert outcome["graph"] == "drawloop" and outcome["checkpointer"] is False
+    assert {"prepare", "draw", "render", "recognize", "critique", "judge", "decide"} <= set(outcome["nodes"])
+    assert "concept" in outcome["input"] and "stop_reason" in outcome["output"]
+    assert outcome["stop_reason"] == "max_iters" and outcome["recognized"] == "a red ball"
+    assert (tmp_path / "runs" / "studio" / outcome["image"]).is_file()
