@@ -156,3 +156,51 @@ def test_cli_build_on_ray(tmp_path, model, cluster):
     assert ray.is_initialized()     # joined the running Ray; left it running for whoever started it
     bad = CliRunner().invoke(build_app(), args[:-2] + ["--ray-address", "auto"])
     assert bad.exit_code == 2 and "--ray-address needs --executor ray" in bad.output
+
+
+def _untimed(value):
+    """`value` without wall times (the one thing two runs may not share)."""
+    if isinstance(value, dict):
+        return {k: _untimed(v) for k, v in value.items() if k != "seconds"}
+    if isinstance(value, list):
+        return [_untimed(v) for v in value]
+    return value
+
+
+def _comparable(results: dict) -> dict:
+    return _untimed({k: results[k] for k in ("model", "threads", "human", "diversity")})
+
+
+def test_a_checkup_on_ray_resumes_after_an_interruption(tmp_path, model, executor):
+    from test_checkup import ColourEmbedder, cat_gallery
+
+    from drawloop.agents.recognizer import make_choices
+    from drawloop.graphs.checkup import CheckupPlan, run_checkup
+    from drawloop.graphs.refine import default_distractors
+    from drawloop.llm import open_model
+
+    items = cat_gallery(tmp_path, make_choices("a cat", default_distractors("a cat", 4, 0), 0))
+    plan = CheckupPlan(levels=("shapes", "objects"), concepts_per_level=1, samples=2, iters=2, concurrency=4,
+                       human_per_concept=2, human_max_chars=2000)
+    with open_model(settings(model)) as models:
+        reference = run_checkup(tmp_path / "threads", plan, settings(model), models, embedder=ColourEmbedder(),
+                                human_items=items)
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(done: int, total: int, what: str) -> None:
+        if what != "loops" and done >= 2:      # the first unit's two loops are in; the others are in flight
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        run_checkup(tmp_path / "ray", plan, settings(model), executor=executor, embedder=ColourEmbedder(),
+                    human_items=items, on_progress=interrupt)
+    results = run_checkup(tmp_path / "ray", plan, settings(model), executor=executor, embedder=ColourEmbedder(),
+                          human_items=items)
+    assert _comparable(results) == _comparable(reference)
+    first, second = results["sessions"]
+    assert not first["finished"] and second["finished"]
+    # 8 loops: the 2 the first session reported, and any its workers finished after, are read back
+    assert first["computed"]["threads"] == 2 and second["computed"]["threads"] <= 6
+    assert second["computed"]["human"] == len(results["human"]) == 2

@@ -3,6 +3,7 @@
     drawloop checkup --levels shapes,objects --concepts-per-level 3 --samples 2 --iters 3
     drawloop checkup --model openai:gpt-4o-mini --out runs/checkup-4o-mini     # rerun = resume
     drawloop checkup --model openai:qwen --base-url http://localhost:8000/v1
+    drawloop checkup --executor ray --ray-address auto --model openai:qwen --base-url http://gpu-box:8000/v1
     drawloop checkup --retry-failed                # also redo loops in which the model timed out
     drawloop checkup compare runs/checkup-local runs/checkup-4o-mini
 
@@ -14,7 +15,9 @@ per request, default 180) rather than letting drawings fail as timeouts.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import traceback
 from pathlib import Path
 from typing import List, Optional
@@ -80,6 +83,10 @@ def register(app: typer.Typer) -> None:
         temperature: float = typer.Option(0.7),
         max_tokens: Optional[int] = typer.Option(None, help="Token cap per drawing (default 1200)."),
         seed: int = typer.Option(0, help="Base seed: sample k uses seed + 1000k."),
+        executor_name: str = typer.Option("thread", "--executor", help="thread: loops on threads here; ray: on "
+                                          "a Ray cluster's workers (pip install 'drawloop[cluster]')."),
+        ray_address: Optional[str] = typer.Option(None, "--ray-address", help="With --executor ray: auto or "
+                                                  "ray://HOST:10001; default: start Ray here unless one is running."),
     ) -> None:
         """Run (or resume) the vision check-up and write OUT/report.md."""
         if ctx.invoked_subcommand is not None:
@@ -88,6 +95,7 @@ def register(app: typer.Typer) -> None:
         from drawloop.graphs.checkup import CheckupPlan, run_checkup
         from drawloop.llm import open_model
         from drawloop.report import write_report
+        from drawloop.graphs.ray_executor import make_executor, model_label
         from drawloop.runs import slug
 
         try:
@@ -103,17 +111,23 @@ def register(app: typer.Typer) -> None:
                                iters=iters, concurrency=concurrency, human_per_concept=human_per_concept,
                                human_max_chars=human_max_chars, seed=seed, retry_failed=retry_failed)
             plan.validate()
+            # None: the check-up's own thread pool; Ray: its workers open the model, none is opened here
+            executor = None if executor_name == "thread" and not ray_address else make_executor(executor_name, ray_address)
             out = out or Path(settings.runs_dir) / f"checkup-{slug(settings.model, 40)}"
             # Ctrl-C ends the process at once (commands/interrupt.py): checkpoints hold every finished node.
             with StopOnCtrlC(lambda: f"rerun the same command (same --out {out}) to resume; finished work is kept",
                              err_console) as stop:
                 try:
-                    with open_model(settings) as models:
-                        console.print(f"[bold]drawloop checkup[/] · {models.label} · {len(plan.concepts())} "
+                    with contextlib.nullcontext() if executor else open_model(settings) as models:
+                        label = models.label if models else model_label(settings)
+                        console.print(f"[bold]drawloop checkup[/] · {label} · {len(plan.concepts())} "
                                       f"concepts × {samples} samples × {iters} iterations → {out}")
-                        results = _run_with_progress(out, plan, settings, models, run_checkup, stop)
+                        results = _run_with_progress(out, plan, settings, models,
+                                                     functools.partial(run_checkup, executor=executor), stop)
                 except KeyboardInterrupt:
                     stop.interrupted()
+            if executor is not None:
+                executor.close()
             report = write_report(out)
         except _known_errors() as exc:
             from drawloop.graphs.checkup import loops_still_running

@@ -377,11 +377,14 @@ class Checkup:
         snapshot = graph.get_state(config)
         stale = redo or (thread_finished(snapshot) and self.plan.retry_failed and unreachable(snapshot.values))
         outcome = run_thread(graph, config, first_input, on_event=self._write_event, redo=stale)
-        if outcome.computed:
+        self._thread_done(spec.thread_id, outcome.computed)
+        return outcome.state, outcome.computed and not outcome.resumed   # started afresh: a new first draft
+
+    def _thread_done(self, thread_id: str, computed: bool) -> None:
+        if computed:
             with self._lock:
                 self.computed["threads"] += 1
-        self._progress(spec.thread_id)
-        return outcome.state, outcome.computed and not outcome.resumed   # started afresh: a new first draft
+        self._progress(thread_id)
 
     def _unit(self, graphs: dict, concept: str, level: str, sample: int) -> dict[str, dict]:
         """One concept and sample: the critic loop, then the plain loop from the same first draft."""
@@ -410,14 +413,21 @@ class Checkup:
         pool.shutdown(wait=True)
         return out
 
+    def _work(self, kind: str, items: list, run: Callable[[Any], Any],
+              then: Callable[[Any], Any] | None = None) -> list[Any]:
+        """`run(item)`, then `then` on its result, for every item, `plan.concurrency` at a time; the
+        results in item order. Here on a thread pool; graphs/checkup_remote.py sends (kind, item)
+        to an executor's workers instead ("unit": a concept and sample, "human": a person's drawing)."""
+        finish = then or (lambda result: result)
+        return self._pool([lambda item=item: finish(run(item)) for item in items])
+
     def _run_threads(self, graphs: dict) -> dict[str, dict]:
         units = [(c.name, c.level, s) for c in self.concepts for s in range(self.plan.samples)]
         self._done, self._total = 0, len(self.specs())
         if self.on_progress:   # show the bar before the first loop finishes (minutes with a local model)
             self.on_progress(0, self._total, "loops")
-        jobs = [lambda u=u: self._unit(graphs, *u) for u in units]
         states: dict[str, dict] = {}
-        for (concept, level, sample), result in zip(units, self._pool(jobs)):
+        for (concept, level, sample), result in zip(units, self._work("unit", units, lambda u: self._unit(graphs, *u))):
             for mode, state in result.items():
                 states[ThreadSpec(mode, concept, level, sample).thread_id] = state
         return states
@@ -435,33 +445,36 @@ class Checkup:
         todo = [h for h in drawings if h.work_key not in done]
         self._done, self._total = 0, len(todo)
 
-        def recognize(human: HumanDrawing) -> dict:
-            drawing = Drawing(concept=human.concept, code=human.code, language="svg",
-                              choices=list(self.choices[human.concept]))
-            try:
-                rec = dict(self.agents["recognizer"].recognize(drawing))
-            except Exception as exc:  # a recognizer that raises costs one item, not the check-up
-                rec = {"label": None, "correct": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
-            row = {"work_key": human.work_key, "concept": human.concept, "level": human.level, "key": human.key,
-                   "title": human.label, "path": human.path, "chars": len(human.code),
-                   "code_path": self.store.put(human.code, ".svg"), "image": self._render(human.code),
-                   "names_concept": names_concept(human.code, human.concept),
-                   "choices": list(self.choices[human.concept]), "label": rec.get("label"),
-                   "correct": bool(rec.get("correct")), "error": rec.get("error"), "usage": rec.get("usage") or {}}
+        def record(row: dict) -> dict:
             with self._lock:
                 with open(path, "a", encoding="utf-8") as handle:
                     handle.write(json.dumps(row) + "\n")
                 self.computed["human"] += 1
-            self._progress(f"human:{human.key}")
+            self._progress(f"human:{row['key']}")
             return row
 
-        for row in self._pool([lambda h=h: recognize(h) for h in todo]):
+        for row in self._work("human", todo, self._human_row, then=record):
             done[row["work_key"]] = row
         rows = [done[h.work_key] for h in drawings if h.work_key in done]  # selection order, every session
         for row in rows:
             if "names_concept" not in row and row.get("code_path"):  # rows from before the field existed
                 row["names_concept"] = names_concept(self.store.read(row["code_path"]).decode(), row["concept"])
         return rows
+
+    def _human_row(self, human: HumanDrawing) -> dict:
+        """Recognize a person's drawing from its code, as the model's own drawings are."""
+        drawing = Drawing(concept=human.concept, code=human.code, language="svg",
+                          choices=list(self.choices[human.concept]))
+        try:
+            rec = dict(self.agents["recognizer"].recognize(drawing))
+        except Exception as exc:  # a recognizer that raises costs one item, not the check-up
+            rec = {"label": None, "correct": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+        return {"work_key": human.work_key, "concept": human.concept, "level": human.level, "key": human.key,
+                "title": human.label, "path": human.path, "chars": len(human.code),
+                "code_path": self.store.put(human.code, ".svg"), "image": self._render(human.code),
+                "names_concept": names_concept(human.code, human.concept),
+                "choices": list(self.choices[human.concept]), "label": rec.get("label"),
+                "correct": bool(rec.get("correct")), "error": rec.get("error"), "usage": rec.get("usage") or {}}
 
     def _render(self, code: str) -> str | None:
         """A person's drawing as the report shows it (the model never sees this picture)."""
@@ -603,8 +616,14 @@ def loops_still_running(timeout: float) -> bool:
     return any(t.name.startswith(POOL_NAME) and t.is_alive() for t in threading.enumerate())
 
 
-def run_checkup(out: str | Path, plan: CheckupPlan, settings, models=None, **kwargs: Any) -> dict:
-    """Run (or resume) a check-up into `out` and return its results (also written to out/results.json)."""
+def run_checkup(out: str | Path, plan: CheckupPlan, settings, models=None, executor=None, **kwargs: Any) -> dict:
+    """Run (or resume) a check-up into `out` and return its results (also written to out/results.json).
+    `executor`: one that runs work in other processes (remote = True, e.g. graphs/ray_executor.py's
+    RayExecutor) runs the loops and recognitions in its workers (graphs/checkup_remote.py)."""
+    if getattr(executor, "remote", False):
+        from drawloop.graphs.checkup_remote import RemoteCheckup
+
+        return RemoteCheckup(out, plan, settings, models, executor=executor, **kwargs).run()
     return Checkup(out, plan, settings, models, **kwargs).run()
 
 
