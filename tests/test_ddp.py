@@ -28,7 +28,7 @@ from drawloop.vision.distributed import launch, train_in_processes
 from drawloop.vision.procedural import generate
 from drawloop.vision.ssl import MoCo, TrainConfig, train
 
-pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.timeout(180)]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # each spawn is ~5 s; on a loaded machine, minutes
 
 TINY = BackboneConfig(arch="resnet10", width=4)
 TOL = 2e-5
@@ -160,7 +160,7 @@ def test_cli_nproc_2_and_torchrun_write_one_run_with_the_same_curve(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in distributed.ENV_KEYS}
     run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                           "-m", "drawloop", "train", *TINY_CLI, "--out", str(tmp_path / "torchrun")],
-                         capture_output=True, text=True, env=env, timeout=150, check=False)
+                         capture_output=True, text=True, env=env, timeout=500, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stdout.count("done:") == 1  # rank 0 alone reports
     launched = json.loads((tmp_path / "torchrun" / "train.json").read_text())
