@@ -7,6 +7,7 @@
     drawloop dataset build --concepts my_concepts.txt --samples 5 --out data/mine   # one concept a line
     drawloop dataset info data/shapes                 # done / failed / pending per level, failure reasons
     drawloop dataset curate data/shapes --dedup 0.9   # another near-duplicate threshold, no redrawing
+    drawloop dataset export-code data/llm data/llm-drawings.jsonl   # code only, one line a drawing: commit it
 
 Kill a build at any moment (Ctrl-C, SIGKILL, a reboot) and run the same command again: it resumes.
 """
@@ -280,10 +281,30 @@ def curate_command(
     console.print(f"[dim]curated in {time.perf_counter() - start:.1f}s[/]")
 
 
+def export_code_command(
+    root: Path = typer.Argument(..., help="A finished dataset folder."),
+    out: Path = typer.Argument(..., help="The JSONL to write (.jsonl.gz: gzipped)."),
+) -> None:
+    """Code-only copy of the kept drawings, one JSON line each (no PNGs: small enough to commit);
+    `drawloop compare --drawings OUT` renders them again (drawloop/dataset/code_export.py)."""
+    from drawloop.dataset.code_export import export_code
+
+    try:
+        summary = export_code(root, out)
+    except (ValueError, OSError) as exc:   # not a dataset, a missing code file: 2; the disk: 1
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2 if isinstance(exc, ValueError) else 1)
+    models = ", ".join(f"{name} ({n})" for name, n in summary["models"].items())
+    console.print(f"{out}: {summary['drawings']} drawings of {summary['concepts']} concepts "
+                  f"({summary['first_drafts']} first drafts, {summary['refined']} refined), "
+                  f"{summary['bytes'] / 1e6:.2f} MB; drawn by {models}")
+
+
 def register(app: typer.Typer) -> None:
-    group = typer.Typer(help="Datasets of drawings: build (resumable, concurrent), info, curate.",
+    group = typer.Typer(help="Datasets of drawings: build (resumable, concurrent), info, curate, export-code.",
                         no_args_is_help=True)
     group.command("build")(build_command)
     group.command("info")(info_command)
     group.command("curate")(curate_command)
+    group.command("export-code")(export_code_command)
     app.add_typer(group, name="dataset")

@@ -5,12 +5,15 @@
     images = load_source("procedural:deadleaves", size=32, limit=5000, seed=0)
     images = load_source("data/llm", size=32, subset="curated.txt")    # paths kept by a FAISS curation
     images = load_source("data/llm", size=32, where={"duplicate": False})  # filter metadata.jsonl rows
+    images = load_source("data/llm-drawings.jsonl", size=32)          # code-only drawings, rendered on load
 
 A drawloop dataset is `DIR/metadata.jsonl` naming each drawing's PNG (`file_name`, or `image` before
 the split folders; `DIR/images/<concept-slug>/` in datasets built then): its kept drawings are the
 images. `DIR/train` or any other folder is searched recursively for image files (ImageFolder works). Images are centre-cropped to a square,
 resized once with Lanczos and kept in memory as uint8: 5k images at 64 px are 60 MB, and decoding once
 beats decoding every epoch on a 2-core machine. Transparent drawings are composited on white.
+A `.jsonl` (or `.jsonl.gz`) file is a code-only export (`drawloop dataset export-code`): its drawings are
+rendered from their code (drawloop/vision/llm_drawings.py, cached) and then treated exactly like PNGs.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from PIL import Image
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
 PATH_KEYS = ("file_name", "image", "image_path", "path", "file", "png")  # where a metadata row names its image
 PROCEDURAL_PREFIX = "procedural:"
+DRAWINGS_SUFFIXES = (".jsonl", ".jsonl.gz")  # a code-only export of drawings (llm_drawings.py)
 
 
 class DataError(ValueError):
@@ -54,11 +58,32 @@ def load_source(
         if not limit:
             raise DataError(f"{spec} needs an image count (--images)")
         return generate(kind, limit, size, seed)
+    if is_drawings_file(spec):
+        if subset is not None or where:
+            raise DataError(f"{spec} is a code-only drawings file: --subset and --where apply to dataset folders")
+        from drawloop.vision.llm_drawings import load_drawings
+
+        return load_drawings(spec, size, limit=limit, seed=seed).images
     paths = list_images(spec, subset=subset, where=where)
     if limit and len(paths) > limit:
         pick = torch.randperm(len(paths), generator=torch.Generator().manual_seed(seed))[:limit]
         paths = [paths[i] for i in sorted(pick.tolist())]
     return load_images(paths, size)
+
+
+def is_drawings_file(spec: str | Path) -> bool:
+    return str(spec).endswith(DRAWINGS_SUFFIXES)
+
+
+def count_images(spec: str) -> int | None:
+    """How many images a source holds: None for a generator (as many as asked for)."""
+    if spec.startswith(PROCEDURAL_PREFIX):
+        return None
+    if is_drawings_file(spec):
+        from drawloop.vision.llm_drawings import read_drawings
+
+        return len(read_drawings(spec))
+    return len(list_images(spec))
 
 
 def list_images(root: str | Path, subset: str | Path | None = None, where: dict | None = None) -> list[Path]:
@@ -108,7 +133,14 @@ def save_grid(images: torch.Tensor, path: str | Path, columns: int = 16, scale: 
     return path
 
 
-def _load_one(path: Path, size: int) -> np.ndarray:
+def decode_image(data: bytes, size: int) -> np.ndarray:
+    """PNG (or any image) bytes -> uint8 (size, size, 3), exactly as a file with these bytes would load."""
+    import io
+
+    return _load_one(io.BytesIO(data), size, name="rendered image")
+
+
+def _load_one(path, size: int, name: str | None = None) -> np.ndarray:
     try:
         with Image.open(path) as img:
             img.load()
@@ -118,7 +150,7 @@ def _load_one(path: Path, size: int) -> np.ndarray:
                 img = Image.alpha_composite(white, img)
             img = img.convert("RGB")
     except (OSError, ValueError) as err:
-        raise DataError(f"cannot read image {path}: {err}") from err
+        raise DataError(f"cannot read image {name or path}: {err}") from err
     side = min(img.size)
     left, top = (img.width - side) // 2, (img.height - side) // 2
     img = img.crop((left, top, left + side, top + side)).resize((size, size), Image.LANCZOS)
