@@ -34,7 +34,7 @@ def test_unreachable_base_url_is_a_clear_error(tmp_path):
         port = sock.getsockname()[1]
     result = invoke("draw", "a cat", "--model", "openai:x", "--base-url", f"http://127.0.0.1:{port}/v1",
                     "--out", str(tmp_path))
-    assert result.exit_code == 2 and "cannot reach the model server" in result.output
+    assert result.exit_code == 1 and "cannot reach the model server" in result.output   # the work failed
     assert not any(tmp_path.iterdir())  # no half-made run directory
 
 
@@ -268,3 +268,18 @@ def test_each_revision_request_extends_the_request_that_drew_its_parent(fake_ser
         assert messages[:len(first)] == first
         assert messages[len(first)] == {"role": "assistant", "content": answer}
         assert messages[-1]["role"] == "user" and "Rewrite the code" in messages[-1]["content"]
+
+
+def test_a_plain_shape_is_drawn_with_a_smaller_token_budget(fake_server, tmp_path):
+    """Shape drafts take 72-224 tokens; a loop the guard misses should stop at 600, not 1,200."""
+    budgets = {}
+    for concept in ("a red circle", "an apple"):
+        FakeOpenAI.requests.clear()
+        FakeOpenAI.concept = concept
+        result = invoke("draw", concept, "--model", "openai:fake", "--base-url", fake_server, "--max-iters", "1",
+                        "--out", str(tmp_path), "--json", "--weights", "sanity=1")
+        assert result.exit_code == 0, result.output
+        drafts = [r for r in FakeOpenAI.requests if len(r["messages"]) > 1
+                  and r["messages"][1]["content"] == f"Draw {concept}."]
+        budgets[concept] = drafts[0]["max_tokens"]
+    assert budgets == {"a red circle": 600, "an apple": 1200}

@@ -17,6 +17,7 @@ import xml.etree.ElementTree as ET
 
 from drawloop import prompts
 from drawloop.agents.base import Draft
+from drawloop.concepts.shapes import shape_spec
 from drawloop.llm import ChatLLM, LLMError, degenerate_repetition
 from drawloop.state import Attempt
 
@@ -271,8 +272,10 @@ def repair_svg(svg: str) -> str:
 class Drawer:
     """Writes and rewrites drawing code with a chat model."""
 
-    def __init__(self, llm: ChatLLM, size: int = 256, feedback: str = "critic", context_chars: int = 7000):
+    def __init__(self, llm: ChatLLM, size: int = 256, feedback: str = "critic", context_chars: int = 7000,
+                 shape_llm: ChatLLM | None = None):
         self.llm = llm
+        self.shape_llm = shape_llm   # the same model with a smaller token cap, for concepts naming plain shapes
         self.size = size
         self.feedback = feedback
         # About 2,300 tokens of earlier turns: with a 1,200-token answer it fits a 4k llama.cpp slot.
@@ -301,7 +304,8 @@ class Drawer:
     def draw(self, concept: str, language: str, history: list[Attempt], seed: int | None = None) -> Draft:
         kwargs = {"seed": seed} if seed is not None else {}
         try:
-            answer = self.llm.complete(self.messages(concept, language, history),
+            llm = self.shape_llm if self.shape_llm is not None and shape_spec(concept) else self.llm
+            answer = llm.complete(self.messages(concept, language, history),
                                        guard=svg_answer_done if language == "svg" else degenerate_repetition,
                                        **kwargs)
         except LLMError as exc:

@@ -36,11 +36,12 @@ import re
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 import numpy as np
 
 from drawloop.agents.base import ScoreResult
+from drawloop.concepts.shapes import COLOURS, SOLIDS, ShapeSpec, shape_spec
 from drawloop.state import Drawing, Recognition
 
 BLANK_COVERAGE = 0.005      # below this fraction of changed pixels the canvas counts as empty
@@ -406,7 +407,7 @@ class StructureScorer:
         the canvas."""
         count = s["parts"] if s["solidity"] >= 0.3 and not spec.outline else s["elements"]
         miss = abs(count - spec.count)
-        if spec.noun in _SOLIDS and spec.count == 1:
+        if spec.noun in SOLIDS and spec.count == 1:
             miss = 0 if 1 <= count <= 4 else miss
         terms = {"count": 1.0 / (1.0 + miss / max(1, spec.count)),
                  "colour": colour_share(drawing.png, spec.colours) if spec.colours else 1.0,
@@ -423,41 +424,6 @@ class StructureScorer:
         if terms["size"] < 1:
             notes.append("Make the shape larger; it should fill much of the canvas.")
         return ScoreResult(value, " ".join(notes), {**s, **{f"t_{k}": round(v, 3) for k, v in terms.items()}})
-
-
-class ShapeSpec(NamedTuple):
-    count: int                 # how many of the shape
-    noun: str
-    colours: tuple[str, ...]   # colour names in the concept, in order
-    outline: bool              # drawn with strokes, not fills (outlines, lines, rings, arrows)
-
-
-COLOURS = {"red": (220, 30, 30), "blue": (30, 60, 220), "green": (30, 160, 50), "yellow": (240, 220, 30),
-           "purple": (130, 40, 170), "orange": (250, 140, 20), "pink": (245, 140, 180), "black": (0, 0, 0),
-           "brown": (130, 80, 30), "gray": (128, 128, 128), "grey": (128, 128, 128), "white": (255, 255, 255)}
-_NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-            "eight": 8, "nine": 9, "ten": 10}
-_SHAPES = ("circle|square|triangle|star|hexagon|heart|oval|arrow|rectangle|cross|diamond|pentagon|octagon|"
-           "semicircle|trapezoid|parallelogram|ring|line|cube|sphere|cylinder|cone|pyramid|dot|ellipse")
-_SIZE = r"(?:(?:diagonal|small|big|large)\s+)?"
-_ONE_SHAPE = re.compile(rf"^(?P<n>{'|'.join(_NUMBERS)})\s+{_SIZE}(?:(?P<colour>{'|'.join(COLOURS)})\s+)?{_SIZE}"
-                        rf"(?P<noun>{_SHAPES})s?(?P<rest>\s+outline|\s+pointing \w+)?$", re.I)
-_SOLIDS = ("cube", "sphere", "cylinder", "cone", "pyramid")   # shaded faces are parts of one shape
-
-
-def shape_spec(concept: str) -> ShapeSpec | None:
-    """What a concept that names plain shapes asks for; None for anything else (an apple, a scene).
-    "a yellow triangle inside a green circle" is two shapes in two colours."""
-    text = (concept or "").strip().lower()
-    parts = [_ONE_SHAPE.match(piece) for piece in re.split(r"\s+inside\s+", text)]
-    if not parts or not all(parts) or len(parts) > 2:
-        return None
-    colours = tuple(m.group("colour") for m in parts if m.group("colour"))
-    count = sum(_NUMBERS[m.group("n")] for m in parts)
-    noun = parts[-1].group("noun")
-    outline = any((m.group("rest") or "").strip() == "outline" or m.group("noun") in ("line", "ring", "arrow")
-                  for m in parts)
-    return ShapeSpec(count, noun, colours, outline)
 
 
 def colour_share(png: bytes, colours: tuple[str, ...]) -> float:

@@ -156,8 +156,11 @@ def resolve(kind: str, spec: Any, context: AgentContext | None = None) -> Any:
 def _llm_drawer(ctx: AgentContext):
     from drawloop.agents.drawer import Drawer
 
-    return Drawer(ctx.chat(max_tokens=ctx.settings.max_tokens), size=ctx.settings.size,
-                  feedback=ctx.settings.feedback)
+    from drawloop.concepts.shapes import SHAPE_TOKENS
+
+    s = ctx.settings
+    return Drawer(ctx.chat(max_tokens=s.max_tokens), size=s.size, feedback=s.feedback,
+                  shape_llm=ctx.chat(max_tokens=min(s.max_tokens, SHAPE_TOKENS)))
 
 
 class LanguageRouter:

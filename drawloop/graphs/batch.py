@@ -225,10 +225,12 @@ class GraphCache:
         if self.drawer is not None and not isinstance(self.drawer, str):
             return self.drawer
         from drawloop.agents.drawer import Drawer
+        from drawloop.concepts.shapes import SHAPE_TOKENS
 
         s = self.settings
         return Drawer(self.models.chat(max_tokens=s.max_tokens, temperature=temperature), size=s.size,
-                      feedback=s.feedback)
+                      feedback=s.feedback, shape_llm=self.models.chat(max_tokens=min(s.max_tokens, SHAPE_TOKENS),
+                                                                      temperature=temperature))
 
     def graph(self, temperature: float):
         from drawloop.graphs.refine import build_refine_graph
