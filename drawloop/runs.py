@@ -2,12 +2,14 @@
 
     run = Run.create("runs", concept="a red apple", settings=settings)
     path = run.store.put(png_bytes, ".png")      # "artifacts/3f/3fa9....png", content-addressed
-    with run.checkpointer() as saver: ...         # LangGraph SQLite checkpointer for this run
+    with run.checkpointer() as saver: ...         # LangGraph checkpointer for this run (SQLite here,
+                                                  # or Postgres: --checkpoint / $DRAWLOOP_CHECKPOINT)
     run.finish(state)                             # best.svg, best.png, contact_sheet.png, result.json
 
 Layout of runs/<run-id>/:
     run.json            what was asked: concept, settings (no secrets), model, versions
     checkpoints.sqlite  LangGraph state after every node, keyed by thread id -> resume
+                        (postgres.json instead when they are in Postgres: it names the schema)
     trace.jsonl         one event per node start/end (trace/events.py)
     artifacts/          every attempt's code and PNG, named by SHA-256
     best.svg|py, best.png, contact_sheet.png, result.json   written when the thread finishes
@@ -28,7 +30,7 @@ import threading
 from pathlib import Path
 from typing import Any, Iterator
 
-from drawloop.storage import open_sqlite
+from drawloop.storage import PostgresPlace, advisory_lock, checkpoint_url, open_sqlite, postgres_place
 from drawloop.state import Attempt, DrawState, attempt_score
 
 CODE_SUFFIX = {"svg": ".svg", "python": ".py"}
@@ -70,10 +72,64 @@ def sqlite_checkpointer(path: Path) -> Iterator[Any]:
             conn.close()
 
 
+@contextlib.contextmanager
+def postgres_checkpointer(place: PostgresPlace) -> Iterator[Any]:
+    """A LangGraph PostgresSaver in `place`'s schema, shared by any number of threads like the
+    SQLite one. One connection, not a pool: PostgresSaver holds its own lock around every call
+    (pool or not), so a pool would only open idle connections. The connection is autocommit,
+    which PostgresSaver.setup() needs (CREATE INDEX CONCURRENTLY), with prepare_threshold=0 and
+    dict rows, as PostgresSaver.from_conn_string makes it; setup() runs under an advisory lock, so
+    two processes starting on one fresh schema do not race its migrations."""
+    from langgraph.checkpoint.postgres import PostgresSaver
+
+    conn = place.connect(dict_rows=True)
+    try:
+        saver = PostgresSaver(conn)
+        with advisory_lock(conn, f"drawloop-setup:{place.schema}"):
+            saver.setup()
+    except BaseException:
+        conn.close()
+        raise
+    try:
+        yield saver
+    finally:
+        with saver.lock:        # as for SQLite: let a statement in flight finish first
+            conn.close()
+
+
+@contextlib.contextmanager
+def open_checkpointer(path: Path, url: str | None = None, place: PostgresPlace | None = None) -> Iterator[Any]:
+    """The one place a checkpointer is chosen: Postgres when `place` is given, or `url` (else
+    $DRAWLOOP_CHECKPOINT) is a postgresql:// URL, in the schema the folder of `path` names in its
+    postgres.json; otherwise the SQLite file `path`, the default on one machine."""
+    if place is None:
+        folder = Path(path).parent
+        trace = folder / "trace.jsonl"
+        place = postgres_place(folder, checkpoint_url(url), "the checkpoints", path,
+                               must_exist=lambda: trace.exists() and trace.stat().st_size > 0)
+    if place is None:
+        with sqlite_checkpointer(path) as saver:
+            yield saver
+    else:
+        with postgres_checkpointer(place) as saver:
+            yield saver
+
+
 class ArtifactStore:
     """Content-addressed files under <run>/artifacts; paths returned are relative to the run.
     Safe for many threads and processes: each writer has its own temp file, and the rename is
-    atomic, so two writers of the same picture never tear it and a killed run never leaves half."""
+    atomic, so two writers of the same picture never tear it and a killed run never leaves half.
+
+    Shared storage: the directory may be any mounted path, an NFS (or similar) folder that several
+    machines see included. That needs only what put() does: a temp name no other machine picks
+    (pid and thread ident repeat across hosts, so a random token too), write + fsync, then rename,
+    which NFS performs atomically on the server, and an fsync of the folder, so a rename a power
+    cut would lose cannot leave a checkpoint (perhaps in Postgres on another machine, which
+    survives) naming a missing file. Readers open a file only after a checkpoint names it, that is
+    after its rename: close-to-open consistency is enough. Object stores (s3://, gs://) are not
+    mounted here on purpose: put() and read() are the single seam, and an fsspec-backed store with
+    the same two methods (fs.pipe to a temp key, then fs.mv, or a conditional put) can replace this
+    class without changing a caller; none uses path(), which only a local folder can honour."""
 
     def __init__(self, run_dir: Path):
         self.run_dir = Path(run_dir)
@@ -85,12 +141,14 @@ class ArtifactStore:
         target = self.run_dir / rel
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+            tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{threading.get_ident()}-"
+                                   f"{secrets.token_hex(4)}")
             with open(tmp, "wb") as handle:
                 handle.write(blob)
                 handle.flush()
                 os.fsync(handle.fileno())   # on disk before any checkpoint can name it (power cuts)
             os.replace(tmp, target)
+            _fsync_dir(target.parent)      # and so is its name
         return rel.as_posix()
 
     def read(self, rel: str) -> bytes:
@@ -98,6 +156,19 @@ class ArtifactStore:
 
     def path(self, rel: str) -> Path:
         return self.run_dir / rel
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:     # some file systems refuse to fsync a folder; the rename itself is done
+        pass
+    finally:
+        os.close(fd)
 
 
 class Run:
@@ -143,8 +214,9 @@ class Run:
         return cls(path, json.loads(meta_path.read_text()))
 
     @contextlib.contextmanager
-    def checkpointer(self) -> Iterator[Any]:
-        with sqlite_checkpointer(self.checkpoint_path) as saver:
+    def checkpointer(self, url: str | None = None) -> Iterator[Any]:
+        """SQLite at checkpoint_path, or Postgres for a postgresql:// `url` (else $DRAWLOOP_CHECKPOINT)."""
+        with open_checkpointer(self.checkpoint_path, url) as saver:
             yield saver
 
     def finish(self, state: DrawState, summary: dict[str, Any]) -> None:
