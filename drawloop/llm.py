@@ -486,8 +486,9 @@ class ModelHandle:
             return f"{self.spec} (passed in)"
         if self.provider not in ("local", "openai"):
             return f"{self.provider}:{self.model_name}" + (f" ({self.base_url})" if self.base_url else "")
-        where = "embedded llama.cpp" if self.server else (self.base_url or "api.openai.com")
-        return f"{self.provider}:{self.model_name} ({where})"
+        if self.server:   # what a run's result.json and every report say produced the drawings
+            return f"{self.provider}:{self.model_name} (embedded llama.cpp, speculation {self.settings.speculation})"
+        return f"{self.provider}:{self.model_name} ({self.base_url or 'api.openai.com'})"
 
     @property
     def rate_limiter(self):

@@ -206,3 +206,10 @@ def test_answers_lose_control_sequences_and_invalid_unicode(misbehaving):
     text = misbehaving("clean").complete([("user", "draw")]).text
     assert text == "<svg><circle r='4'/></svg>"
     text.encode("utf-8")   # before: a lone surrogate, and writing the drawing raised UnicodeEncodeError
+
+
+def test_the_model_label_says_which_speculation_the_embedded_server_used():
+    for mode in ("ngram-mod", "off"):
+        handle = ModelHandle(Settings(speculation=mode))
+        handle.server = object()          # as after open(): the embedded server is running
+        assert handle.label == f"local:qwen2.5-coder-1.5b (embedded llama.cpp, speculation {mode})"

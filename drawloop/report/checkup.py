@@ -11,6 +11,7 @@ finished check-up copied elsewhere and reported on) without a model.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -515,7 +516,7 @@ def compare(dir_a: str | Path, dir_b: str | Path, out: str | Path | None = None)
 
 def figure_compare(a: dict, b: dict, name_a: str, name_b: str, path: Path) -> Path:
     plt = _plt()
-    name_a, name_b = (n.replace(" (embedded llama.cpp)", "") for n in (name_a, name_b))  # legends stay short
+    name_a, name_b = (re.sub(r" \(embedded llama\.cpp[^)]*\)", "", n) for n in (name_a, name_b))  # short legends
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     ha, hb = m.headline(a), m.headline(b)
     keys = [k for k, _, _ in HEADLINE_ROWS if k not in ("plain_gain", "critic_gain")]
