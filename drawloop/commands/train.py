@@ -3,6 +3,8 @@
     drawloop train --data data/llm --method moco --epochs 30 --out runs/llm
     drawloop train --data procedural:deadleaves --images 5000 --epochs 30 --out runs/dl
     drawloop train --data data/llm --nproc 2 --out runs/llm-ddp    # DDP: 2 processes, same global batch
+    drawloop train --data data/llm-drawings.jsonl --out runs/llm    # code-only drawings, rendered on load
+    drawloop train --data data/llm-drawings.jsonl+procedural:deadleaves --images 2000 --out runs/mix  # 50/50
     torchrun --standalone --nproc-per-node 4 --no-python drawloop train --data data/llm --out runs/llm-ddp
     drawloop probe --checkpoint runs/llm/model.pt            # Fashion-MNIST linear + kNN accuracy
     drawloop probe --random-init                             # the floor: the same backbone, untrained
@@ -20,7 +22,9 @@ import typer
 from drawloop.commands import console
 
 
-DATA_HELP = "a folder of images (a drawloop dataset or any image folder) or procedural:deadleaves|shapes|spectral"
+DATA_HELP = ("a folder of images (a drawloop dataset or any image folder), a code-only drawings .jsonl "
+             "(drawloop dataset export-code), procedural:deadleaves|shapes|spectral, or A+B: two of these "
+             "50/50, exactly half of every batch")
 
 
 def register(app: typer.Typer) -> None:
@@ -39,13 +43,26 @@ def train_command(
     size: int = typer.Option(32, min=8, help="training resolution in pixels"),
     arch: str = typer.Option("resnet18", help="resnet10, resnet18, resnet34 or resnet50"),
     width: int = typer.Option(16, min=1, help="first-stage channels (64 = the standard ResNet)"),
+    imagenet_stem: bool = typer.Option(False, "--imagenet-stem", help="the ImageNet stem (7x7 stride 2 + "
+                                       "max-pool) for 128-224 px; default: the 3x3 stride-1 stem for 32-64 px"),
     batch_size: int = typer.Option(256, min=2),
     lr: float = typer.Option(0.06, help="SGD learning rate (cosine decay)"),
+    weight_decay: float = typer.Option(5e-4, help="SGD weight decay (MoCo-v2 on ImageNet: 1e-4)"),
+    temperature: Optional[float] = typer.Option(None, help="contrastive temperature (default: 0.1 MoCo, 0.2 SimCLR; "
+                                                "MoCo-v2 on ImageNet: 0.2)"),
+    queue_size: int = typer.Option(4096, help="MoCo negatives (capped at half the images; ImageNet: 65536)"),
+    key_momentum: float = typer.Option(0.99, help="MoCo key-encoder momentum (ImageNet: 0.999)"),
     seed: int = typer.Option(0),
     subset: Optional[Path] = typer.Option(None, help="only these images: a text file of paths or a JSONL "
                                           "of rows naming them (e.g. a FAISS-curated list)"),
     where: list[str] = typer.Option([], help="keep metadata.jsonl rows where KEY=VALUE (repeatable)"),
     device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda, cuda:1"),
+    precision: str = typer.Option("auto", help="auto: mixed precision (float16 autocast + GradScaler) on CUDA, "
+                                  "float32 on CPU; amp: insist on it; fp32: never"),
+    stream: bool = typer.Option(False, "--stream", help="decode image files while training (DataLoader workers) "
+                                "instead of loading them all into memory first: for sets larger than RAM"),
+    workers: int = typer.Option(0, min=0, help="with --stream: decoding processes (pinned memory on CUDA, "
+                                "persistent across epochs); about one per core left over"),
     threads: Optional[int] = typer.Option(None, help="CPU threads for torch, per process (default: all, "
                                           "shared out over --nproc, or 1 when the machine is already busy)"),
     nproc: Optional[int] = typer.Option(None, "--nproc", min=1, help="training processes on this machine "
@@ -58,8 +75,7 @@ def train_command(
 
     from drawloop.vision import distributed
     from drawloop.vision.backbone import BackboneConfig
-    from drawloop.vision.data import load_source
-    from drawloop.vision.ssl import TrainConfig, train
+    from drawloop.vision.ssl import TrainConfig, pick_device, train, use_amp
 
     torchrun = distributed.launched_by_torchrun()
     say = console.print if not torchrun or distributed.env_world().main else (lambda *a, **k: None)
@@ -68,25 +84,32 @@ def train_command(
             _fail(f"torchrun started {distributed.env_world().local_size} processes on this machine but "
                   f"--nproc is {nproc}; leave --nproc out under torchrun")
         config = TrainConfig(method=method, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                             backbone=BackboneConfig(arch=arch, width=width))
+                             weight_decay=weight_decay, temperature=temperature, queue_size=queue_size,
+                             key_momentum=key_momentum,
+                             backbone=BackboneConfig(arch=arch, width=width, small_input=not imagenet_stem))
+        pick_device(device)  # a clear error before any data is loaded
+        use_amp(precision, pick_device(device))
         say(f"loading [bold]{data}[/] at {size} px ...")
-        pixels = load_source(data, size, limit=images, seed=seed, subset=subset, where=_parse_where(where))
+        pixels, groups, loader = _training_data(data, size, images, seed, subset, _parse_where(where), stream,
+                                                workers)
         info = {"source": data}
+        run = {"groups": groups, "precision": precision, "loader": loader}
         if torchrun:  # one of the launcher's processes: join its group, train our share
             w = distributed.env_world()
             say(f"{len(pixels)} images -> {out} ({w.size} processes, torchrun)")
             distributed.setup(device)
             try:
-                result = train(pixels, config, out, device=device, progress=w.main, info=info)
+                result = train(pixels, config, out, device=device, progress=w.main, info=info, **run)
             finally:
                 distributed.teardown()
         elif nproc and nproc > 1:
             say(f"{len(pixels)} images -> {out} ({nproc} processes)")
             result = distributed.train_in_processes(pixels, config, out, nproc, device=device, info=info,
-                                                    threads=threads or max(1, torch.get_num_threads() // nproc))
+                                                    threads=threads or max(1, torch.get_num_threads() // nproc),
+                                                    **run)
         else:
             say(f"{len(pixels)} images -> {out}")
-            result = train(pixels, config, out, device=device, info=info)
+            result = train(pixels, config, out, device=device, info=info, **run)
     say(f"[green]done[/]: {result.epochs} epochs, {result.wall_s:.0f} s, "
                   f"{result.images_per_s:.0f} img/s, final loss {result.epoch_losses[-1]:.3f} -> {result.model_path}")
 
@@ -169,6 +192,31 @@ def compare_command(
         run_comparison(config, out, log=console.print)
     console.print((out / "compare.md").read_text())
     console.print(f"chart: {out / 'compare.png'}")
+
+
+def _training_data(data: str, size: int, images: int | None, seed: int, subset, where: dict, stream: bool,
+                   workers: int):
+    """(images, groups, loader config) for train(): a tensor in memory, a 50/50 mix, or files to stream."""
+    from drawloop.vision.data import list_images, load_source
+    from drawloop.vision.loader import FileImages, LoaderConfig
+    from drawloop.vision.mixed import is_mixed, load_mixed
+
+    if is_mixed(data):
+        if images is None:
+            _fail("a mixed source needs --images (the total, shared out equally)")
+        if stream or subset or where:
+            _fail("--stream, --subset and --where apply to one folder, not to a mixed source")
+        mix = load_mixed(data, size, images, seed)
+        return mix.images, mix.groups, None
+    if stream:
+        paths = list_images(data, subset=subset, where=where)
+        if images and len(paths) > images:
+            import torch
+
+            pick = torch.randperm(len(paths), generator=torch.Generator().manual_seed(seed))[:images]
+            paths = [paths[i] for i in sorted(pick.tolist())]
+        return FileImages(paths, size), None, LoaderConfig(workers=workers)
+    return load_source(data, size, limit=images, seed=seed, subset=subset, where=where), None, None
 
 
 def _parse_where(items: list[str]) -> dict:

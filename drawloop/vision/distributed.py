@@ -232,16 +232,20 @@ def _worker(rank: int, nproc: int, scratch: str, device: str, threads: int, fn, 
 
 def train_in_processes(images: torch.Tensor, config, out_dir: str | Path, nproc: int, device: str = "auto",
                        threads: int | None = None, progress: bool = True, info: dict | None = None,
-                       stop_after_epoch: int | None = None):
+                       stop_after_epoch: int | None = None, groups: torch.Tensor | None = None,
+                       precision: str = "auto", loader=None):
     """`ssl.train` in `nproc` local processes (DDP); returns rank 0's TrainResult, read from its train.json.
 
-    The images go to the processes through shared memory, not a copy each.
+    The images go to the processes through shared memory, not a copy each. `groups`, `precision` and
+    `loader` are ssl.train's (a mixed source's parts, AMP, the DataLoader settings).
     """
     from drawloop.vision.ssl import TrainResult
 
     local_batch(min(config.batch_size, images.shape[0]), nproc)  # fail here, before starting processes
-    images.share_memory_()
-    launch(_train_rank, nproc, (images, config, str(out_dir), device, progress, info, stop_after_epoch),
+    if isinstance(images, torch.Tensor):
+        images.share_memory_()
+    launch(_train_rank, nproc, (images, config, str(out_dir), device, progress, info, stop_after_epoch, groups,
+                                precision, loader),
            device=device, threads=threads)
     report = json.loads((Path(out_dir) / "train.json").read_text())
     return TrainResult(Path(out_dir) / "model.pt", report["epochs_done"], report["images"], report["wall_s"],
@@ -249,7 +253,9 @@ def train_in_processes(images: torch.Tensor, config, out_dir: str | Path, nproc:
                        report["epoch_accuracies"])
 
 
-def _train_rank(images, config, out_dir, device, progress, info, stop_after_epoch) -> None:
+def _train_rank(images, config, out_dir, device, progress, info, stop_after_epoch, groups=None, precision="auto",
+                loader=None) -> None:
     from drawloop.vision.ssl import train
 
-    train(images, config, out_dir, device=device, progress=progress, info=info, stop_after_epoch=stop_after_epoch)
+    train(images, config, out_dir, device=device, progress=progress, info=info, stop_after_epoch=stop_after_epoch,
+          groups=groups, precision=precision, loader=loader)

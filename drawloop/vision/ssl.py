@@ -8,7 +8,13 @@
 Every epoch writes `out_dir/checkpoint.pt` (model, key encoder, queue, optimizer, RNG states, losses);
 calling `train` again with the same settings resumes from it and continues bit-identically, so a killed
 run loses at most one epoch. All randomness (init, batch order, augmentations, shuffled-BN splits) comes
-from the seed. Runs on CUDA when present, else CPU.
+from the seed. Runs on CUDA when present, else CPU (`device`: auto, cpu, cuda, cuda:N).
+
+On CUDA the step runs in mixed precision (torch.autocast float16 + GradScaler; `precision="fp32"` turns it
+off); on CPU autocast is present but disabled, so the same code path runs in float32 and a CPU run is
+bit-identical to one without AMP. Images come from an in-memory uint8 tensor or from FileImages decoded
+by DataLoader workers (pinned, persistent, prefetching): see loader.py. `groups` (mixed.py) makes every
+batch take equal shares of several sources.
 
 On a small dataset a queue soon holds an older key of the very image being queried, a false negative
 that grows more damaging as the encoder learns invariance (we measured the pretext accuracy climb, then
@@ -41,8 +47,11 @@ from torch import nn
 from drawloop.vision import distributed
 from drawloop.vision.augment import AugmentConfig, augment
 from drawloop.vision.backbone import BackboneConfig, build_backbone, save_backbone
+from drawloop.vision.loader import Feeder, FileImages, LoaderConfig
+from drawloop.vision.mixed import epoch_order, epoch_steps
 
 METHODS = ("moco", "simclr")
+PRECISIONS = ("auto", "amp", "fp32")   # auto: AMP (float16 autocast + GradScaler) on CUDA, float32 on CPU
 
 
 @dataclass
@@ -234,11 +243,28 @@ def queue_size_for(config: TrainConfig, n_images: int) -> int:
 
 
 def pick_device(preference: str = "auto") -> torch.device:
+    """auto: CUDA when torch sees a GPU, else CPU; cpu; cuda or cuda:N (a clear error without CUDA)."""
     if preference == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if preference.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("CUDA was asked for but torch sees no GPU")
-    return torch.device(preference)
+        why = "this torch is a CPU-only build" if torch.version.cuda is None else "no GPU is visible"
+        raise ValueError(f"CUDA was asked for but torch sees no GPU ({why}); use --device auto or cpu")
+    try:
+        dev = torch.device(preference)
+    except RuntimeError:
+        raise ValueError(f"unknown device {preference!r}; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"{preference} asked for, but torch sees {torch.cuda.device_count()} GPUs")
+    return dev
+
+
+def use_amp(precision: str, dev: torch.device) -> bool:
+    """Whether the step runs under float16 autocast with a GradScaler: on CUDA unless fp32 is asked for."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision == "amp" and dev.type != "cuda":
+        raise ValueError(f"mixed precision (amp) needs CUDA, and this run is on {dev}; use --precision auto")
+    return precision != "fp32" and dev.type == "cuda"
 
 
 def train(
@@ -249,12 +275,17 @@ def train(
     progress: bool = True,
     stop_after_epoch: int | None = None,
     info: dict | None = None,
+    groups: torch.Tensor | None = None,
+    precision: str = "auto",
+    loader: LoaderConfig | None = None,
 ) -> TrainResult:
-    """Train on uint8 images (N, 3, H, W); resume from out_dir/checkpoint.pt when its settings match.
+    """Train on uint8 images (N, 3, H, W) or FileImages; resume from out_dir/checkpoint.pt when its settings match.
 
     Writes out_dir/model.pt (the backbone) and out_dir/train.json (settings, `info` such as the data
     source, image count, wall time, loss curves). `stop_after_epoch` ends the run early, after that
-    epoch's checkpoint, as a kill would: for tests.
+    epoch's checkpoint, as a kill would: for tests. `groups` (int per image, mixed.py): every batch takes
+    batch / k images of each of the k groups. `precision`: auto | amp | fp32 (see use_amp). `loader`:
+    DataLoader workers, pinning, GPU residency (loader.py).
 
     Inside an initialised process group every rank calls this with the same arguments; `batch_size` is the
     global batch and each rank trains on its share (DDP). Rank 0 writes the files and shows progress.
@@ -265,24 +296,29 @@ def train(
     if w.main:
         out.mkdir(parents=True, exist_ok=True)
     dev = distributed.rank_device(pick_device(device), w)
-    batch = min(config.batch_size, images.shape[0])
+    amp = use_amp(precision, dev)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels once
+    n = images.shape[0]
+    batch = min(config.batch_size, n)
     share = distributed.local_batch(batch, w.size)  # this rank's rows of every global batch
-    steps_per_epoch = images.shape[0] // batch  # drop the ragged last batch: BN on a handful is noise
+    steps_per_epoch = epoch_steps(n, batch, groups)  # drop the ragged last batch: BN on a handful is noise
     total_steps = steps_per_epoch * config.epochs
 
     torch.manual_seed(config.seed)
-    model = build_model(config, images.shape[0]).to(dev)
+    model = build_model(config, n).to(dev)
     if w.size > 1 and dev.type == "cuda" and config.method == "simclr":
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # SimCLR's global BN (torch's is GPU-only)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+    scaler = torch.amp.GradScaler(dev.type, enabled=amp)  # disabled: scale() and step() are plain pass-throughs
     gen = torch.Generator().manual_seed(config.seed)
     state = {"epoch": 0, "step": 0, "epoch_losses": [], "epoch_accuracies": [], "step_losses": [], "wall_s": 0.0}
 
     ckpt_path = out / "checkpoint.pt"
-    fingerprint = data_fingerprint(images)
+    fingerprint = data_fingerprint(images, groups)
     if distributed.all_agree(ckpt_path.exists()):
-        state = _resume(ckpt_path, config, fingerprint, model, optimizer, gen)
+        state = _resume(ckpt_path, config, fingerprint, model, optimizer, gen, scaler)
     net = model
     if w.size > 1:  # after resuming: DDP starts from rank 0's weights; the queue is kept equal by enqueue
         net = distributed.wrap(model, dev)
@@ -291,46 +327,54 @@ def train(
     started = time.perf_counter() - state["wall_s"]
     net.train()
     rows = slice(w.rank * share, (w.rank + 1) * share)
+    feeder = Feeder(images, dev, loader)
     with bar:
         for epoch in range(state["epoch"], config.epochs):
-            order = torch.randperm(images.shape[0], generator=gen)  # the same on every rank: one seed
+            order = epoch_order(n, batch, gen, groups)  # the same on every rank: one seed
             epoch_loss = epoch_accuracy = 0.0
-            for i in range(steps_per_epoch):
-                t0 = time.perf_counter()
-                ids = order[i * batch : (i + 1) * batch][rows]
-                x = images[ids].to(dev).float().div_(255)
+            t0 = time.perf_counter()
+            rank_batches = [order[i * batch : (i + 1) * batch][rows] for i in range(steps_per_epoch)]
+            for ids, pixels in feeder.epoch(rank_batches):
+                x = pixels.float().div_(255)
                 part = None if w.size == 1 else (rows.start, batch)
                 view_a, view_b = augment(x, config.augment, gen, part), augment(x, config.augment, gen, part)
                 for group in optimizer.param_groups:
                     group["lr"] = cosine_lr(config.lr, state["step"], total_steps)
-                loss, accuracy = net(view_a, view_b, gen, ids)
+                with torch.autocast(dev.type, dtype=torch.float16, enabled=amp):
+                    loss, accuracy = net(view_a, view_b, gen, ids)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
                 loss_value, accuracy_value = distributed.mean_over_ranks(loss, accuracy)  # one sync per step
                 state["step"] += 1
                 state["step_losses"].append(loss_value)
                 epoch_loss += loss_value
                 epoch_accuracy += accuracy_value
                 bar.advance(epoch + 1, loss_value, accuracy_value, batch / (time.perf_counter() - t0))
+                t0 = time.perf_counter()  # images/s counts the wait for data too
             state["epoch"] = epoch + 1
             state["epoch_losses"].append(epoch_loss / steps_per_epoch)
             state["epoch_accuracies"].append(epoch_accuracy / steps_per_epoch)
             state["wall_s"] = time.perf_counter() - started
             if w.main:
-                _save_checkpoint(ckpt_path, config, fingerprint, model, optimizer, gen, state)
+                _save_checkpoint(ckpt_path, config, fingerprint, model, optimizer, gen, state, scaler)
             if stop_after_epoch is not None and state["epoch"] >= stop_after_epoch:
                 break
 
     wall = state["wall_s"]
     model_path = out / "model.pt"
-    result = TrainResult(model_path, state["epoch"], images.shape[0], wall,
+    result = TrainResult(model_path, state["epoch"], n, wall,
                          state["step"] * batch / wall if wall else 0.0, state["epoch_losses"], state["step_losses"],
                          state["epoch_accuracies"])
     meta = {**(info or {}), "settings": config.to_dict(), "epochs_done": result.epochs, "images": result.images,
             "size": images.shape[-1], "batch_size": batch, "device": str(dev), "wall_s": round(wall, 2),
             "images_per_s": round(result.images_per_s, 1), "epoch_losses": result.epoch_losses,
-            "epoch_accuracies": result.epoch_accuracies, "world_size": w.size}
+            "epoch_accuracies": result.epoch_accuracies, "world_size": w.size, "amp": amp,
+            "precision": "float16 autocast + GradScaler" if amp else "float32"}
+    if groups is not None:
+        meta["mix"] = {"parts": int(groups.max()) + 1, "per_batch": batch // (int(groups.max()) + 1),
+                       "steps_per_epoch": steps_per_epoch}
     if config.method == "moco":
         meta["queue_size"] = model.queue.shape[0]
     if w.main:
@@ -344,11 +388,18 @@ def cosine_lr(base: float, step: int, total: int) -> float:
     return base * 0.5 * (1 + math.cos(math.pi * step / max(1, total)))
 
 
-def data_fingerprint(images: torch.Tensor) -> str:
-    """Cheap identity of a dataset (count, size, a weighted pixel sum), to refuse resuming on other data."""
-    weights = torch.arange(1, images.shape[0] + 1, dtype=torch.float64)
-    total = (images.flatten(1).double().mean(dim=1) * weights).sum().item()
-    return f"{tuple(images.shape)}:{total:.6f}"
+def data_fingerprint(images, groups: torch.Tensor | None = None) -> str:
+    """Cheap identity of a dataset (count, size, a weighted pixel sum; FileImages: paths and size; a mix's
+    groups), to refuse resuming on other data."""
+    if isinstance(images, FileImages):
+        text = images.fingerprint()
+    else:
+        weights = torch.arange(1, images.shape[0] + 1, dtype=torch.float64)
+        total = (images.flatten(1).double().mean(dim=1) * weights).sum().item()
+        text = f"{tuple(images.shape)}:{total:.6f}"
+    if groups is not None:
+        text += f":mix{torch.bincount(groups).tolist()}:{int((groups * torch.arange(len(groups))).sum())}"
+    return text
 
 
 def _split_forward(encoder: nn.Module, x: torch.Tensor, splits: int) -> torch.Tensor:
@@ -356,18 +407,20 @@ def _split_forward(encoder: nn.Module, x: torch.Tensor, splits: int) -> torch.Te
     return torch.cat([encoder(chunk) for chunk in x.chunk(splits)])
 
 
-def _save_checkpoint(path, config, fingerprint, model, optimizer, gen, state) -> None:
+def _save_checkpoint(path, config, fingerprint, model, optimizer, gen, state, scaler=None) -> None:
     blob = {
         "config": config.to_dict(), "data": fingerprint, "model": model.state_dict(),
         "optimizer": optimizer.state_dict(), "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None, **state,
     }
+    if scaler is not None and scaler.is_enabled():
+        blob["scaler"] = scaler.state_dict()
     tmp = path.with_suffix(".tmp")
     torch.save(blob, tmp)
     os.replace(tmp, path)  # atomic: a kill mid-write leaves the previous checkpoint intact
 
 
-def _resume(path, config, fingerprint, model, optimizer, gen) -> dict:
+def _resume(path, config, fingerprint, model, optimizer, gen, scaler=None) -> dict:
     blob = torch.load(path, map_location="cpu", weights_only=True)
     saved = dict(blob["config"], epochs=config.epochs)  # more epochs may be asked for on resume
     if saved != dict(config.to_dict(), epochs=config.epochs):
@@ -377,13 +430,19 @@ def _resume(path, config, fingerprint, model, optimizer, gen) -> dict:
     model.load_state_dict(blob["model"])
     optimizer.load_state_dict(blob["optimizer"])
     gen.set_state(blob["generator"])
+    if scaler is not None and scaler.is_enabled() and blob.get("scaler"):
+        scaler.load_state_dict(blob["scaler"])
     torch.set_rng_state(blob["torch_rng"])
     if blob["cuda_rng"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(blob["cuda_rng"])
     return {k: blob[k] for k in ("epoch", "step", "epoch_losses", "epoch_accuracies", "step_losses", "wall_s")}
 
 
-def _check_images(images: torch.Tensor) -> None:
+def _check_images(images) -> None:
+    if isinstance(images, FileImages):
+        if len(images) < 2:
+            raise ValueError("need at least 2 images to train")
+        return
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"expected uint8 images (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
     if images.shape[0] < 2:
