@@ -2,9 +2,13 @@
 
     settings = Settings.from_env(model="openai:gpt-4o-mini", max_iters=8)
 
-Every field can come from the environment (DRAWLOOP_MODEL, DRAWLOOP_BASE_URL, DRAWLOOP_API_KEY,
-DRAWLOOP_CRITIC_MODEL, DRAWLOOP_RUNS_DIR, ...; OPENAI_API_KEY / OPENAI_BASE_URL as fallbacks),
-and keyword arguments win over the environment.
+Every field can come from the environment as DRAWLOOP_<FIELD> (DRAWLOOP_MODEL, DRAWLOOP_MAX_ITERS,
+DRAWLOOP_MIN_DELTA, DRAWLOOP_TARGET, DRAWLOOP_EXTRA, ...; OPENAI_API_KEY / OPENAI_BASE_URL as fallbacks,
+DRAWLOOP_TIMEOUT as the older name of DRAWLOOP_REQUEST_TIMEOUT), and keyword arguments win over the
+environment. A value is read as its field's type: int and float as numbers, bool as 1/0, true/false,
+yes/no or on/off, an optional field also as "none", a list as a JSON array or comma-separated, a dict
+as a JSON object; an empty variable counts as unset. A value that does not read says which variable
+it came from (`DRAWLOOP_MAX_ITERS='many' is not a whole number`), and so does a value out of range.
 
 Model specs:
     local                       the embedded llama.cpp server with Qwen2.5-Coder-1.5B (offline)
@@ -15,9 +19,12 @@ Model specs:
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -56,6 +63,8 @@ class Settings:
     seed: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    # Every field reads DRAWLOOP_<FIELD> (env_names); these were named before that rule, and a name
+    # here that differs from it (DRAWLOOP_TIMEOUT) still works as the older spelling.
     ENV = {
         "model": "DRAWLOOP_MODEL",
         "base_url": "DRAWLOOP_BASE_URL",
@@ -70,21 +79,33 @@ class Settings:
     }
 
     @classmethod
+    def env_names(cls, name: str) -> tuple[str, ...]:
+        """The variables a field reads, first wins: DRAWLOOP_<FIELD>, then an older name (ENV)."""
+        primary = f"DRAWLOOP_{name.upper()}"
+        older = cls.ENV.get(name)
+        return (primary,) if older in (None, primary) else (primary, older)
+
+    @classmethod
     def from_env(cls, **overrides: Any) -> "Settings":
         values: dict[str, Any] = {}
-        types = {f.name: f.type for f in fields(cls)}
-        for name, var in cls.ENV.items():
-            raw = os.environ.get(var)
-            if raw:
-                values[name] = _coerce(raw, types[name], var)
+        sources: dict[str, str] = {}      # field -> the variable it came from, for error messages
+        kinds = _field_types(cls)
+        for name in kinds:
+            for var in cls.env_names(name):
+                raw = os.environ.get(var)
+                if raw:
+                    values[name], sources[name] = _coerce(raw, kinds[name], var), var
+                    break
         values.setdefault("api_key", os.environ.get("OPENAI_API_KEY"))
         if os.environ.get("OPENAI_BASE_URL"):
             values.setdefault("base_url", os.environ["OPENAI_BASE_URL"])
-        unknown = sorted(set(overrides) - set(types))
+        unknown = sorted(set(overrides) - set(kinds))
         if unknown:   # e.g. a run.json written by another version of drawloop
-            raise ValueError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(types))}")
-        values.update({k: v for k, v in overrides.items() if v is not None})
+            raise ValueError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(kinds))}")
+        given = {k: v for k, v in overrides.items() if v is not None}
+        values.update(given)
         settings = cls(**values)
+        settings._env = {k: var for k, var in sources.items() if k not in given}   # not a field: not in run.json
         settings.validate()
         return settings
 
@@ -118,13 +139,16 @@ class Settings:
         ]
         for name, ok, rule in rules:
             if not ok:
-                raise ValueError(f"{self.describe(name)} {rule}, not {getattr(self, name)!r}")
+                var = getattr(self, "_env", {}).get(name)
+                raise ValueError(f"{self.describe(name, var)} {rule}, not {getattr(self, name)!r}")
 
     @classmethod
-    def describe(cls, name: str) -> str:
-        """How a user sets it: '--min-delta', or '--request-timeout (DRAWLOOP_TIMEOUT)'."""
+    def describe(cls, name: str, var: str | None = None) -> str:
+        """How a user sets it: '--min-delta', '--min-delta (DRAWLOOP_MIN_DELTA)' when the value came
+        from that variable, or '--request-timeout (DRAWLOOP_TIMEOUT)' for the variables named in ENV."""
         option = f"setting {name}" if name in NO_FLAG else "--" + name.replace("_", "-")
-        return f"{option} ({cls.ENV[name]})" if name in cls.ENV else option
+        var = var or cls.ENV.get(name)
+        return f"{option} ({var})" if var else option
 
     def public(self) -> dict[str, Any]:
         """Settings as recorded in run.json: everything but the secret."""
@@ -133,12 +157,49 @@ class Settings:
         return data
 
 
+def _field_types(cls) -> dict[str, Any]:
+    """Each field's type as a type, not the string `from __future__ import annotations` leaves."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints.get(f.name, str) for f in fields(cls)}
+
+
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
 def _coerce(raw: str, kind: Any, var: str) -> Any:
-    kind = str(kind)
-    number = int if "int" in kind else float if "float" in kind else None
-    if number is None:
-        return raw
+    """`raw` (an environment variable's text) as a value of type `kind`; a ValueError naming `var`."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):             # X | None
+        inner = [a for a in args if a is not type(None)]
+        if type(None) in args and raw.strip().lower() in ("none", "null"):
+            return None
+        return _coerce(raw, inner[0] if len(inner) == 1 else str, var)
+    text = raw.strip()
+    if kind is bool:
+        if text.lower() in TRUE + FALSE:
+            return text.lower() in TRUE
+        raise ValueError(f"{var}={raw!r} is not true or false (1/0, true/false, yes/no, on/off)")
+    if kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            raise ValueError(f"{var}={raw!r} is not {'a whole number' if kind is int else 'a number'}") from None
+    if origin in (list, tuple, set) or kind in (list, tuple, set):
+        items = _json(raw, var, list, "a JSON array or comma-separated values") if text.startswith("[") else \
+            [item.strip() for item in text.split(",") if item.strip()]
+        item_type = args[0] if args and args[0] is not Ellipsis else str
+        values = [item if not isinstance(item, str) else _coerce(item, item_type, var) for item in items]
+        return (origin or kind)(values)
+    if origin is dict or kind is dict:
+        return _json(raw, var, dict, 'a JSON object, e.g. {"key": 1}')
+    return raw
+
+
+def _json(raw: str, var: str, kind: type, what: str) -> Any:
     try:
-        return number(raw)
+        value = json.loads(raw)
     except ValueError:
-        raise ValueError(f"{var}={raw!r} is not {'a whole number' if number is int else 'a number'}") from None
+        value = None
+    if not isinstance(value, kind):
+        raise ValueError(f"{var}={raw!r} is not {what}")
+    return value
