@@ -87,6 +87,9 @@ def register(app: typer.Typer) -> None:
                                           "a Ray cluster's workers (pip install 'drawloop[cluster]')."),
         ray_address: Optional[str] = typer.Option(None, "--ray-address", help="With --executor ray: auto or "
                                                   "ray://HOST:10001; default: start Ray here unless one is running."),
+        checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="postgresql://user@host:port/db: "
+                                                 "checkpoints in Postgres (default: OUT/checkpoints.sqlite). "
+                                                 "Env: DRAWLOOP_CHECKPOINT."),
     ) -> None:
         """Run (or resume) the vision check-up and write OUT/report.md."""
         if ctx.invoked_subcommand is not None:
@@ -123,7 +126,7 @@ def register(app: typer.Typer) -> None:
                         console.print(f"[bold]drawloop checkup[/] · {label} · {len(plan.concepts())} "
                                       f"concepts × {samples} samples × {iters} iterations → {out}")
                         results = _run_with_progress(out, plan, settings, models,
-                                                     functools.partial(run_checkup, executor=executor), stop)
+                                                     functools.partial(run_checkup, checkpoint=checkpoint, executor=executor), stop)
                 except KeyboardInterrupt:
                     stop.interrupted()
             if executor is not None:

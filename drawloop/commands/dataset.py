@@ -8,6 +8,7 @@
     drawloop dataset info data/shapes                 # done / failed / pending per level, failure reasons
     drawloop dataset curate data/shapes --dedup 0.9   # another near-duplicate threshold, no redrawing
     drawloop dataset export-code data/llm data/llm-drawings.jsonl   # code only, one line a drawing: commit it
+    drawloop dataset build ... --out /shared/data/llm --checkpoint postgresql://drawloop@db-host/drawloop
 
 Kill a build at any moment (Ctrl-C, SIGKILL, a reboot) and run the same command again: it resumes.
 """
@@ -39,6 +40,12 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from drawloop.local_model import LocalModelError
 
     return (ValueError, LLMError, LocalModelError, BatchAborted, DatasetError, OSError)  # OSError: disk full...
+
+
+def _checkpoint_option():
+    return typer.Option(None, "--checkpoint", help="postgresql://user@host:port/db: the manifest and checkpoints "
+                        "in Postgres, so another machine resumes the build (default: SQLite files in the folder). "
+                        "Env: DRAWLOOP_CHECKPOINT.")
 
 
 def _validation_option():
@@ -138,6 +145,7 @@ def build_command(
     limit: Optional[int] = typer.Option(None, min=1, help="Use only N concepts, spread evenly over the selection."),
     retry_failed: bool = typer.Option(False, help="Give drawings that failed for good a fresh set of tries."),
     as_json: bool = typer.Option(False, "--json", help="No live view; print a JSON summary at the end."),
+    checkpoint: Optional[str] = _checkpoint_option(),
     validation: Optional[float] = _validation_option(),
     data_format: Optional[str] = _format_option(),
     license: Optional[str] = _license_option(),
@@ -161,7 +169,7 @@ def build_command(
             log = (lambda _: None) if as_json else (lambda text: console.print(f"[dim]{text}[/]"))
             kwargs = dict(concurrency=concurrency, tries=tries, seed=seed, spread=spread, dedup=dedup,
                           dedup_scope=dedup_scope, embedder=embedder, limit=limit, retry_failed=retry_failed,
-                          log=log, executor=executor, validation=validation,
+                          log=log, executor=executor, checkpoint=checkpoint, validation=validation,
                           format=data_format, license=license)
             if as_json:
                 result = build_dataset(concepts, samples, out, settings, **kwargs)
@@ -213,15 +221,16 @@ def _print_summary(out: Path, summary: dict, counts: dict) -> None:
 def info_command(
     root: Path = typer.Argument(..., help="A dataset folder."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    checkpoint: Optional[str] = _checkpoint_option(),
 ) -> None:
     """Where a build stands: done / failed / pending per level, settings, why drawings failed."""
-    from drawloop.dataset.manifest import Manifest
+    from drawloop.dataset.manifest import is_dataset, open_manifest
 
-    if not (root / "manifest.sqlite").is_file():
-        err_console.print(f"[red]error:[/] {root} is not a drawloop dataset (no manifest.sqlite)")
+    if not is_dataset(root):
+        err_console.print(f"[red]error:[/] {root} is not a drawloop dataset (no manifest.sqlite or postgres.json)")
         raise typer.Exit(2)
     try:
-        with Manifest(root / "manifest.sqlite") as manifest:
+        with open_manifest(root, checkpoint) as manifest:
             jobs, info, failures = manifest.jobs(), manifest.info(), manifest.failures()
     except _known_errors() as exc:
         err_console.print(f"[red]error:[/] {exc}")
@@ -259,20 +268,21 @@ def curate_command(
     dedup: Optional[float] = typer.Option(None, help="New near-duplicate threshold (cosine similarity)."),
     dedup_scope: Optional[str] = typer.Option(None, help="concept | global."),
     embedder: Optional[str] = typer.Option(None, help="efficientnet-lite0 | thumbnail."),
+    checkpoint: Optional[str] = _checkpoint_option(),
     validation: Optional[float] = _validation_option(),
     data_format: Optional[str] = _format_option(),
     license: Optional[str] = _license_option(),
 ) -> None:
     """Re-curate and re-export a dataset (dedup, index, card, contact sheets) without drawing."""
     from drawloop.dataset import curate_dataset
-    from drawloop.dataset.manifest import Manifest
+    from drawloop.dataset.manifest import open_manifest
 
     try:
         start = time.perf_counter()
         summary = curate_dataset(root, dedup=dedup, embedder=embedder, dedup_scope=dedup_scope,
-                                 log=lambda text: console.print(f"[dim]{text}[/]"),
+                                 log=lambda text: console.print(f"[dim]{text}[/]"), checkpoint=checkpoint,
                                  validation=validation, format=data_format, license=license)
-        with Manifest(root / "manifest.sqlite") as manifest:
+        with open_manifest(root, checkpoint) as manifest:
             counts = manifest.counts()
     except _known_errors() as exc:
         err_console.print(f"[red]error:[/] {exc}")

@@ -10,6 +10,11 @@ A drawing counts as done only once its PNG and code are on disk (written atomica
 its row is committed to manifest.sqlite. Kill the process at any moment and run the same command
 again: committed drawings are kept as they are, threads that were half-way resume from their last
 checkpoint (work/checkpoints.sqlite), nothing is drawn twice and nothing committed is lost.
+
+With checkpoint="postgresql://..." (--checkpoint, or $DRAWLOOP_CHECKPOINT) the manifest and the
+checkpoints live in the dataset's own schema of that database instead (ROOT/postgres.json names
+it), and the folder may be on shared storage: the same command on another machine that mounts it
+resumes the build. One driver at a time per dataset, also across machines (Manifest.claim).
 """
 
 from __future__ import annotations
@@ -27,12 +32,12 @@ from typing import Any, Callable, Iterable
 from drawloop.config import Settings
 from drawloop.dataset import export, formats
 from drawloop.dataset.curate import EMBEDDERS, SCOPES, curate, make_embedder
-from drawloop.dataset.manifest import JobRow, Manifest
+from drawloop.dataset.manifest import JobRow, Manifest, is_dataset, open_manifest
 from drawloop.dataset.plan import iter_jobs, select_concepts
 from drawloop.dataset.reader import find_drawing
 from drawloop.dataset.splits import VALIDATION, assign, check_share, concept_split
 from drawloop.graphs.batch import BatchRunner, BatchStats, GraphCache, ThreadJob, ThreadOutcome
-from drawloop.runs import CODE_SUFFIX, ArtifactStore, sqlite_checkpointer
+from drawloop.runs import CODE_SUFFIX, ArtifactStore, postgres_checkpointer, sqlite_checkpointer
 from drawloop.state import attempt_score
 from drawloop.trace.events import TraceEvent, TraceWriter
 
@@ -146,7 +151,7 @@ def build_dataset(concepts: str, samples: int, out: str | Path, settings: Settin
                   on_event: Callable[[TraceEvent], None] | None = None,
                   on_drawing: Callable[[dict], None] | None = None,
                   log: Callable[[str], None] = lambda _: None, command: str | None = None,
-                  validation: float | None = None, format: str | None = None,
+                  checkpoint: str | None = None, validation: float | None = None, format: str | None = None,
                   license: str | None = None) -> BuildResult:
     """Draw `samples` drawings of every selected concept into `out`, resumably; then curate and export.
 
@@ -155,7 +160,9 @@ def build_dataset(concepts: str, samples: int, out: str | Path, settings: Settin
     `license`: the card's license (a Hub license id such as cc-by-4.0; default unknown).
 
     `models`: an open ModelHandle to reuse (else one is opened, and closed at the end); `agents`:
-    instances or names for drawer/renderer/recognizer/critic; `executor`: see graphs/batch.py."""
+    instances or names for drawer/renderer/recognizer/critic; `executor`: see graphs/batch.py;
+    `checkpoint`: a postgresql:// URL for the manifest and checkpoints (default: SQLite files in
+    `out`, or $DRAWLOOP_CHECKPOINT)."""
     settings = settings or Settings.from_env()
     root = Path(out)
     planned = iter_jobs(select_concepts(concepts, limit), samples, seed, settings.temperature, spread)
@@ -176,7 +183,8 @@ def build_dataset(concepts: str, samples: int, out: str | Path, settings: Settin
         "--dedup-scope", dedup_scope, "--embedder", embedder, *(["--limit", str(limit)] if limit else []),
         *[arg for key, value in exported.items() for arg in (f"--{key}", str(value))]])
     model_name = _model_name(settings, agents)
-    with exclusive(root), Manifest(root / "manifest.sqlite") as manifest:
+    with exclusive(root), open_manifest(root, checkpoint) as manifest:
+        manifest.claim()
         _check_settings(manifest, settings, root)
         manifest.add_jobs(planned, as_plan=True)   # streamed: the plan is never a list in memory
         if retry_failed:
@@ -252,7 +260,9 @@ def _draw(root: Path, manifest: Manifest, pending: Iterable[JobRow], n_pending: 
         manifest.fail(job.id, reason, final)
 
     try:
-        with sqlite_checkpointer(root / "work" / "checkpoints.sqlite") as saver, \
+        place = manifest.postgres       # the checkpoints go where the manifest is
+        with (postgres_checkpointer(place) if place else sqlite_checkpointer(root / "work" / "checkpoints.sqlite")) \
+                as saver, \
                 TraceWriter(root / "work" / "trace.jsonl") as trace:
             def event(e: TraceEvent) -> None:
                 trace.write(e)
@@ -301,14 +311,14 @@ def _trace_key(manifest: Manifest, root: Path) -> str:
 
 def curate_dataset(root: str | Path, dedup: float | None = None, embedder: str | None = None,
                    dedup_scope: str | None = None, log: Callable[[str], None] = lambda _: None,
-                   validation: float | None = None, format: str | None = None,
+                   checkpoint: str | None = None, validation: float | None = None, format: str | None = None,
                    license: str | None = None) -> dict[str, Any]:
     """Embed, dedup, split, place files, and write metadata.jsonl (and one per split), curated.txt,
     the index, the contact sheets, README.md and (format "webdataset") the tar shards from what
     the manifest holds. Idempotent; returns the summary. None keeps the dataset's setting."""
     root = Path(root)
-    if not (root / "manifest.sqlite").is_file():
-        raise ValueError(f"{root} is not a drawloop dataset (no manifest.sqlite)")
+    if not is_dataset(root):
+        raise ValueError(f"{root} is not a drawloop dataset (no manifest.sqlite or postgres.json)")
     if dedup is not None and not 0 < dedup <= 1:
         raise ValueError(f"--dedup is a cosine similarity in (0, 1], got {dedup}")
     if dedup_scope is not None and dedup_scope not in SCOPES:
@@ -316,7 +326,8 @@ def curate_dataset(root: str | Path, dedup: float | None = None, embedder: str |
     if embedder is not None and embedder not in EMBEDDERS:
         raise ValueError(f"unknown embedder {embedder!r}; choose one of {', '.join(EMBEDDERS)}")
     exported = _export_info(validation, format, license)
-    with exclusive(root), Manifest(root / "manifest.sqlite") as manifest:
+    with exclusive(root), open_manifest(root, checkpoint) as manifest:
+        manifest.claim()
         changes = {"dedup": dedup, "embedder": embedder, "dedup_scope": dedup_scope, **exported}
         manifest.set_info({k: v for k, v in changes.items() if v is not None})
         return _curate(root, manifest, log)

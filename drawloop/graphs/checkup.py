@@ -243,9 +243,10 @@ class Checkup:
 
     def __init__(self, out: str | Path, plan: CheckupPlan, settings, models=None, *, agents: dict | None = None,
                  embedder=None, human_items: Sequence[Any] | None = None, on_progress: Progress | None = None,
-                 on_event: Callable[[TraceEvent], None] | None = None):
+                 on_event: Callable[[TraceEvent], None] | None = None, checkpoint: str | None = None):
         plan.validate()
         self.dir = Path(out)
+        self.checkpoint = checkpoint    # a postgresql:// URL for the checkpoints (None: SQLite, or $DRAWLOOP_CHECKPOINT)
         self.plan, self.settings, self.models = plan, settings, models
         self.agents = self._agents(agents or {})
         self.embedder = embedder
@@ -319,8 +320,8 @@ class Checkup:
         self._save_record()
         from drawloop.runs import Run
 
-        run = Run(self.dir, {})  # only for its SQLite checkpointer at DIR/checkpoints.sqlite
-        with run.checkpointer() as saver, TraceWriter(self.dir / "trace.jsonl") as trace:
+        run = Run(self.dir, {})  # only for its checkpointer: DIR/checkpoints.sqlite, or Postgres
+        with run.checkpointer(self.checkpoint) as saver, TraceWriter(self.dir / "trace.jsonl") as trace:
             self.trace = trace
             graphs = {mode: self._graph(mode, saver) for mode in MODES}
             states = self._run_threads(graphs)
