@@ -259,6 +259,6 @@ def test_cli_show_and_clear_errors(cli):
     assert shown.exit_code == 0 and "six bicycles in a circle" in shown.output
     assert "train/row-of-bicycles-NNNN.png" in shown.output
     missing = cli("show", "a parot")
-    assert missing.exit_code == 1 and "a parrot" in missing.output
+    assert missing.exit_code == 2 and "a parrot" in missing.output   # an unknown concept is a usage error
     bad = cli("list", "--level", "animals")
     assert bad.exit_code == 2 and "shapes" in bad.output

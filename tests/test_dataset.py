@@ -527,7 +527,7 @@ def test_ctrl_c_stops_a_build_blocked_on_the_model_at_once_and_the_rerun_finishe
 
 def test_an_error_while_threads_wait_on_the_model_exits_at_once(tmp_path, stalling_server):
     """A build that stops on an error (here: a drawing that cannot be written) must not wait for
-    the threads still blocked on the model before it says so and exits 2. (Python joins LangGraph's
+    the threads still blocked on the model before it says so and exits 1. (Python joins LangGraph's
     node threads at exit, so a plain exit would wait for the model's answer.)"""
     StallingModel.stall_on = b"stuck kettle"
     out = tmp_path / "data"
@@ -541,7 +541,7 @@ def test_an_error_while_threads_wait_on_the_model_exits_at_once(tmp_path, stalli
     finally:
         process.kill()
     assert StallingModel.waiting.is_set()               # the kettle's thread really was waiting
-    assert process.returncode == 2, output[-2000:]
+    assert process.returncode == 1, output[-2000:]     # the work failed (a usage error would be 2)
     assert "error:" in output and "train/red-circle-0000.png" in output and "Traceback" not in output
     with Manifest(out / "manifest.sqlite") as manifest:
         assert manifest.counts() == {"pending": 2, "done": 0, "failed": 0}   # nothing counted that is not on disk
@@ -565,10 +565,10 @@ def test_a_damaged_manifest_is_reported_and_nothing_is_redrawn(tmp_path, damage,
     calls = len(drawer.calls)
     with pytest.raises(DamagedStorage, match=says) as caught:
         build(tmp_path, ("a varied tree", "a blue square"), samples=2, drawer=drawer)
-    assert "manifest.sqlite" in str(caught.value) and "images/ stay readable" in str(caught.value)
+    assert "manifest.sqlite" in str(caught.value) and "validation/ stay readable" in str(caught.value)
     assert len(drawer.calls) == calls
     info = CliRunner().invoke(build_app(), ["dataset", "info", str(tmp_path / "data")])
-    assert info.exit_code == 2 and "Traceback" not in info.output and "manifest" in info.output
+    assert info.exit_code == 1 and "Traceback" not in info.output and "manifest" in info.output   # not usage
 
 
 def test_a_damaged_checkpoint_database_is_reported_with_how_to_recover(tmp_path):

@@ -5,12 +5,44 @@
 
 Messages are soft-wrapped: rich never breaks a line at 80 columns when output is not a terminal,
 so `grep`, scripts and long paths see each message on one line. Tables still fit the width.
+
+Exit codes, the same for every command (README, `drawloop --help`):
+
+    0    done
+    1    the work failed: the model, the network, the disk, a damaged or busy dataset, no drawing
+    2    the command line is wrong: a bad option value, a missing file, an unknown concept or run
+    130  interrupted (Ctrl-C)
+
+    except (ValueError, LLMError) as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(exit_code(exc))
 """
 
 from rich.console import Console
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
+
+
+OK, FAILED, USAGE, INTERRUPTED = 0, 1, 2, 130
+
+# By class name, so that no optional module (Ray, psycopg) is imported to ask. A ValueError is the
+# command line's fault unless it is one of these, which say the work could not be done as asked.
+_FAILURES = ("DamagedStorage", "StorageUnavailable", "RayUnavailable", "DatasetBusy")
+_USAGE = ("UserError", "UsageError", "BadParameter")
+
+
+def exit_code(exc: BaseException) -> int:
+    """USAGE (2) for a mistake in the command line: a ValueError (a bad option value, an unknown
+    concept, a folder that is not a dataset, a run that does not exist), a file that is not there,
+    a UserError; FAILED (1) for everything else: the model, the network, the disk, a damaged
+    or busy store."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if names & set(_FAILURES):
+        return FAILED
+    if names & set(_USAGE) or isinstance(exc, (ValueError, FileNotFoundError)):
+        return USAGE
+    return FAILED
 
 
 def writable_folder(path, option: str = "--out"):

@@ -26,7 +26,7 @@ import typer
 from rich.table import Table
 
 from drawloop.commands.interrupt import StopOnCtrlC, exit_now
-from drawloop.commands import console, err_console
+from drawloop.commands import console, err_console, exit_code
 
 
 
@@ -138,8 +138,8 @@ def register(app: typer.Typer) -> None:
             err_console.print(f"[red]error:[/] {exc}")
             if loops_still_running(timeout=1.0):
                 err_console.print("finished work is kept; fix the cause and rerun the same command to resume.")
-                exit_now(2)   # other loops still wait on the model: a normal exit would wait minutes
-            raise typer.Exit(2)
+                exit_now(exit_code(exc))   # other loops still wait on the model: a normal exit would wait minutes
+            raise typer.Exit(exit_code(exc))
         except Exception:
             from drawloop.graphs.checkup import loops_still_running
 

@@ -15,7 +15,7 @@ from typing import Optional
 
 import typer
 from rich.table import Table
-from drawloop.commands import console, err_console
+from drawloop.commands import USAGE, console, err_console
 
 
 
@@ -68,7 +68,7 @@ def show_concept(name: str = typer.Argument(..., help="A concept, e.g. \"a row o
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
         hint = f" Did you mean: {', '.join(close)}?" if close else " Try: drawloop concepts list"
         err_console.print(f"[red]Unknown concept {name!r}.[/]{hint}")
-        raise typer.Exit(1)
+        raise typer.Exit(USAGE)
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()

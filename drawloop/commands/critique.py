@@ -17,7 +17,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from drawloop.commands import console, err_console
+from drawloop.commands import console, err_console, exit_code
 
 
 def register(app: typer.Typer) -> None:
@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
                     _run(FileCritic.from_settings(settings, models), jobs, as_json)
         except (ValueError, FileNotFoundError, LLMError, LocalModelError) as exc:
             err_console.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(2)
+            raise typer.Exit(exit_code(exc))
 
 
 def _jobs(files, concept, pair, pairs) -> list[tuple]:

@@ -29,7 +29,7 @@ from rich.table import Table
 from rich.text import Text
 
 from drawloop.commands.interrupt import StopOnCtrlC, exit_now
-from drawloop.commands import console, err_console
+from drawloop.commands import console, err_console, exit_code
 
 
 
@@ -186,8 +186,8 @@ def build_command(
             if out.exists():
                 err_console.print("finished drawings are saved; fix the cause and run the same command to resume.")
             if not executor.join(timeout=1.0):
-                exit_now(2)   # threads still waiting on the model would hold a normal exit for minutes
-            raise typer.Exit(2)
+                exit_now(exit_code(exc))   # threads still waiting on the model would hold a normal exit for minutes
+            raise typer.Exit(exit_code(exc))
         except Exception:
             if executor.join(timeout=1.0):
                 raise
@@ -234,7 +234,7 @@ def info_command(
             jobs, info, failures = manifest.jobs(), manifest.info(), manifest.failures()
     except _known_errors() as exc:
         err_console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2)
+        raise typer.Exit(exit_code(exc))
     levels: dict[str, Counter] = {}
     for job in jobs:
         levels.setdefault(job.level, Counter())[job.status] += 1
@@ -286,7 +286,7 @@ def curate_command(
             counts = manifest.counts()
     except _known_errors() as exc:
         err_console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2)
+        raise typer.Exit(exit_code(exc))
     _print_summary(root, summary, counts)
     console.print(f"[dim]curated in {time.perf_counter() - start:.1f}s[/]")
 

@@ -19,7 +19,7 @@ import typer
 
 from drawloop.commands.interrupt import StopOnCtrlC
 from drawloop.config import Settings
-from drawloop.commands import console, err_console, storage_error, writable_folder
+from drawloop.commands import FAILED, console, err_console, exit_code, storage_error, writable_folder
 
 DEMO_CONCEPTS = ("a red circle", "a bicycle", "a row of bicycles")
 DEFAULT_CANDIDATES = Settings.candidates
@@ -144,13 +144,13 @@ def register(app: typer.Typer) -> None:
                     result = _draw_one(concept, settings, models, as_json)
         except _known_errors() as exc:
             err_console.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(2)
+            raise typer.Exit(exit_code(exc))
         except Exception as exc:
             message = storage_error(exc)
             if message is None:
                 raise
             err_console.print(f"[red]error:[/] {message}")
-            raise typer.Exit(2)
+            raise typer.Exit(FAILED)
         if as_json:
             print(json.dumps(result.to_dict(), indent=2))
         _fail_without_a_drawing([result])
@@ -178,7 +178,7 @@ def register(app: typer.Typer) -> None:
                 results = [_draw_one(concept, settings, models, as_json=False) for concept in DEMO_CONCEPTS]
         except _known_errors() as exc:
             err_console.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(2)
+            raise typer.Exit(exit_code(exc))
         console.print("\n[bold]contact sheets[/] (open them to see every iteration):")
         for result in results:
             best = result.best or {}

@@ -18,7 +18,7 @@ from typing import List, Optional
 
 import typer
 from rich.table import Table
-from drawloop.commands import console, err_console
+from drawloop.commands import console, err_console, exit_code
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".svg"}
 
@@ -65,7 +65,7 @@ def build_command(
                                     progress=lambda done, total: progress.update(task, completed=done, total=total))
     except (ValueError, RuntimeError) as exc:
         err_console.print(f"[red]{exc}[/]")
-        raise typer.Exit(1)
+        raise typer.Exit(exit_code(exc))
     table = Table(title=f"gallery: {len(gallery)} drawings in {time.perf_counter() - start:.1f} s")
     table.add_column("source")
     table.add_column("drawings", justify="right")
@@ -90,7 +90,7 @@ def search_command(
         rows, query_image, title = _search(query, k, index_path, tuple(source or ()), tuple(category or ()))
     except (UserError, ValueError, FileNotFoundError, RuntimeError) as exc:
         err_console.print(f"[red]{exc}[/]")
-        raise typer.Exit(1)
+        raise typer.Exit(exit_code(exc))
     table = Table(title=title)
     for column in ("#", "similarity", "label", "source", "where"):
         table.add_column(column, justify="right" if column in ("#", "similarity") else "left")

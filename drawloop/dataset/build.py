@@ -34,7 +34,7 @@ from drawloop.dataset import export, formats
 from drawloop.dataset.curate import EMBEDDERS, SCOPES, curate, make_embedder
 from drawloop.dataset.manifest import JobRow, Manifest, is_dataset, open_manifest
 from drawloop.dataset.plan import iter_jobs, select_concepts
-from drawloop.dataset.reader import find_drawing
+from drawloop.dataset.reader import DatasetBusy, find_drawing
 from drawloop.dataset.splits import VALIDATION, assign, check_share, concept_split
 from drawloop.graphs.batch import BatchRunner, BatchStats, GraphCache, ThreadJob, ThreadOutcome
 from drawloop.runs import CODE_SUFFIX, ArtifactStore, postgres_checkpointer, sqlite_checkpointer
@@ -74,7 +74,7 @@ def exclusive(root: Path):
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ValueError(f"another drawloop process is building or curating {root}; wait for it "
+            raise DatasetBusy(f"another drawloop process is building or curating {root}; wait for it "
                              "(or stop it) and run again") from None
         yield
 

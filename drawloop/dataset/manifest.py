@@ -73,7 +73,8 @@ def _has_drawings(root: Path, path: Path) -> bool:
     """A dataset exists here: its export, or (next to a manifest file that is there but empty) drawings."""
     if (root / "metadata.jsonl").exists():
         return True
-    return path.exists() and (root / "images").is_dir() and any((root / "images").iterdir())
+    folders = [root / name for name in ("train", "validation", "images")]    # images/: datasets before splits
+    return path.exists() and any(folder.is_dir() and any(folder.iterdir()) for folder in folders)
 
 
 def _made_drawings(root: Path) -> bool:
@@ -107,7 +108,7 @@ class _SqliteLedger:
         self.db = open_sqlite(path, "the dataset's manifest", isolation_level=None, timeout=30,
                               must_exist=lambda: _has_drawings(root, path),
                               recover=f"restore it from a backup, or move {root} aside and build again "
-                                      "(the drawings under images/ stay readable)")
+                                      "(the drawings under train/ and validation/ stay readable)")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
 
@@ -155,8 +156,8 @@ class _PostgresLedger:
                 if fresh and must_exist():
                     raise DamagedStorage(f"the dataset's manifest in {place} has no tables, but drawings were "
                                          "already made; restore the schema from a backup, or move the dataset "
-                                         "folder aside and build again (the drawings under images/ stay "
-                                         "readable)")
+                                         "folder aside and build again (the drawings under train/ and "
+                                         "validation/ stay readable)")
                 for statement in filter(str.strip, PG_SCHEMA.split(";")):
                     self.db.execute(statement)
         except BaseException:

@@ -34,6 +34,11 @@ class DatasetError(ValueError):
     """The folder is not a (finished) drawloop dataset; the message says what is missing."""
 
 
+class DatasetBusy(DatasetError):
+    """Another process is building or curating the dataset (the CLI exits 1, not 2: nothing in the
+    command line is wrong)."""
+
+
 def row_path(row: dict) -> str:
     """Where a metadata row's PNG is, relative to its metadata file: `file_name`, or `image` (older)."""
     path = row.get("file_name") or row.get("image")
