@@ -10,6 +10,8 @@
 Public API only; everything else lives in its module (see README and design.md).
 """
 
+import logging
+
 from drawloop.api import DrawResult, draw
 from drawloop.config import Settings
 from drawloop.graphs.refine import build_refine_graph
@@ -17,6 +19,10 @@ from drawloop.graphs.stopping import StopRule
 from drawloop.state import Attempt, Critique, DrawState, Drawing, Recognition
 
 __version__ = "0.1.0"
+
+# drawloop logs under the "drawloop" logger (drawloop.llm, drawloop.local_model, drawloop.graphs.batch,
+# ...); silent unless the application configures logging (`drawloop -v` does: INFO, -vv: DEBUG).
+logging.getLogger("drawloop").addHandler(logging.NullHandler())
 
 
 def load_concepts(levels=None):

@@ -26,6 +26,7 @@ import contextlib
 import contextvars
 import email.utils
 import json
+import logging
 import os
 import threading
 import time
@@ -38,6 +39,8 @@ from langchain_core.language_models.chat_models import BaseChatModel
 
 from drawloop.config import Settings
 from drawloop.text import clean_text
+
+logger = logging.getLogger(__name__)
 
 MAX_ANSWER_BYTES = 8 * 1024 * 1024   # a 4k-token SSE stream is ~1.5 MB; beyond this a server is not answering
 MAX_RETRY_AFTER = 120.0              # seconds: a longer Retry-After is a server to give up on, not wait for
@@ -215,6 +218,8 @@ class ChatLLM:
                                       time.perf_counter() - start, attempt, cut)
                 last_error, limited = "empty answer", None
             if attempt <= self.retries:
+                logger.info("model %s: try %d of %d failed (%s); next try in %.1f s", self.name, attempt,
+                            self.retries + 1, last_error, wait)
                 time.sleep(wait)
         message = f"model {self.name} gave no usable answer after {self.retries + 1} tries ({last_error})"
         if limited is not None:

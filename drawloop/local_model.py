@@ -21,6 +21,7 @@ import contextlib
 import functools
 import hashlib
 import importlib
+import logging
 import os
 import signal
 import socket
@@ -33,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -218,6 +221,7 @@ class LocalServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def start(self) -> "LocalServer":
+        started = time.monotonic()
         self.port = free_port()
         log = tempfile.NamedTemporaryFile(prefix="drawloop-llama-", suffix=".log", delete=False)
         self.log_path = Path(log.name)
@@ -231,8 +235,12 @@ class LocalServer:
         _prctl()                                            # resolved here, used in the child
         self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                         preexec_fn=lambda: _child_setup(parent, nice))
+        logger.info("starting the llama.cpp server: %s on port %d (pid %d), %d threads, %d slots, speculation %s",
+                    self.gguf.name, self.port, self.process.pid, self.threads, self.parallel, self.speculation)
+        logger.debug("server command: %s; log until healthy: %s", " ".join(cmd), self.log_path)
         atexit.register(self.stop)
         self._wait_healthy()
+        logger.info("llama.cpp server ready at %s in %.1f s", self.base_url, time.monotonic() - started)
         # The log is only read if startup fails; from here the server writes to an unlinked file,
         # so even a process that ends with os._exit (Ctrl-C) leaves nothing behind in /tmp.
         self.log_path.unlink()
@@ -243,6 +251,7 @@ class LocalServer:
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                logger.info("llama.cpp server exited during startup (code %s)", self.process.returncode)
                 raise LocalModelError(f"llama.cpp server exited early (code {self.process.returncode}); "
                                       f"log: {self.log_tail()}")
             with contextlib.suppress(httpx.HTTPError):
@@ -250,6 +259,7 @@ class LocalServer:
                     return
             time.sleep(0.25)
         self.stop()
+        logger.info("llama.cpp server not healthy after %.0f s; stopped it", self.startup_timeout)
         raise LocalModelError(f"llama.cpp server did not become healthy in {self.startup_timeout:.0f}s")
 
     def log_tail(self, chars: int = 1500) -> str:
@@ -259,6 +269,7 @@ class LocalServer:
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
+            logger.info("stopping the llama.cpp server (pid %d)", self.process.pid)
             self.process.terminate()
             try:
                 self.process.wait(timeout=10)

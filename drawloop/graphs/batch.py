@@ -33,6 +33,7 @@ Ray (a worker that died) is still committed once.
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
 import threading
 import time
@@ -45,6 +46,7 @@ from drawloop.trace.events import TraceEvent
 
 T = TypeVar("T")
 R = TypeVar("R")
+logger = logging.getLogger(__name__)
 
 RETRY_SEED_STRIDE = 1000   # a retry's seed; far from the +iteration offsets of earlier tries
 
@@ -407,12 +409,16 @@ class BatchRunner:
                         streak += 1
                         if final:
                             stats.failed += 1
+                            logger.info("gave up on %s after %d tries: %s", job.id, job.tries + 1, outcome.error)
                         else:
+                            logger.info("%s failed (try %d of %d), retrying: %s", job.id, job.tries + 1,
+                                        self.max_tries, outcome.error)
                             stats.retries += 1
                             retry.append(replace(job, tries=job.tries + 1))
                     if on_progress:
                         on_progress(stats)
             if streak >= self.abort_after:
+                logger.info("%d threads failed in a row: stopping the batch", streak)
                 raise BatchAborted(f"{streak} threads failed in a row; last error: {stats.last_error}")
             round_jobs = retry or None
         return stats
