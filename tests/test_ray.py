@@ -135,6 +135,20 @@ def test_a_worker_killed_mid_build_loses_nothing_and_duplicates_nothing(tmp_path
     assert reference.counts == result.counts
 
 
+def test_jobs_are_pulled_lazily_with_a_bounded_number_in_flight(executor):
+    pulled: list[float] = []
+
+    def jobs():
+        for _ in range(10):
+            pulled.append(0.2)
+            yield 0.2
+
+    pulled_at_each_result = [len(pulled) for _ in executor.map_unordered(time.sleep, jobs(), concurrency=3)]
+    assert len(pulled_at_each_result) == 10 and pulled_at_each_result[0] <= 3 + 1   # refilled before it is handed on
+    results = dict(executor.map_unordered(int, ["1", "x"], concurrency=2))
+    assert results["1"] == 1 and isinstance(results["x"], ValueError)               # an error is a result, not a crash
+
+
 def test_without_ray_the_error_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)     # what `import ray` does when it is not installed
     with pytest.raises(RayUnavailable, match=r"pip install 'drawloop\[cluster\]'"):

@@ -261,14 +261,17 @@ class RayExecutor:
         if not workers:
             return
         ray = self._ray
-        here = ray.get_runtime_context().get_node_id()
+        try:
+            here = ray.get_runtime_context().get_node_id()
+        except Exception:   # noqa: BLE001 - e.g. through Ray Client: no node here to wait on
+            here = None
         refs = [w.where.remote() for w in workers]
         ready, _ = ray.wait(refs, num_returns=len(refs), timeout=2.0)
         pids = []
         for ref in ready:
             with contextlib.suppress(Exception):
                 node, pid = ray.get(ref)
-                if node == here:
+                if here is not None and node == here:
                     pids.append(pid)
         for w in workers:
             with contextlib.suppress(Exception):
