@@ -21,7 +21,6 @@ import sqlite3
 import sys
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -65,11 +64,7 @@ def replay(text: str, guard) -> int | None:
     return None
 
 
-def picture(text: str) -> np.ndarray | None:
-    from io import BytesIO
-
-    from PIL import Image
-
+def picture(text: str) -> bytes | None:
     from drawloop.agents.drawer import NoCodeError, extract_svg
     from drawloop.renderers.svg import render_svg
 
@@ -77,25 +72,18 @@ def picture(text: str) -> np.ndarray | None:
         result = render_svg(extract_svg(text), size=256, isolate=False)
     except NoCodeError:
         return None
-    if not result.ok:
-        return None
-    return np.asarray(Image.open(BytesIO(result.png)).convert("RGB"), dtype=np.int16)
+    return result.png if result.ok else None
 
 
-def same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
-    """No new shape: pixels that differ form at most thin seams. Drawing the same antialiased
-    shape twice darkens its one-pixel edge; a new shape changes a region, which survives erosion."""
+def same(a: bytes | None, b: bytes | None) -> bool:
+    from drawloop.vision.features import no_new_shape
+
     if a is None or b is None:
         return a is None and b is None
-    changed = np.any(np.abs(a - b) > 24, axis=2)
-    core = changed[1:-1, 1:-1].copy()
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            core &= changed[1 + dy:changed.shape[0] - 1 + dy, 1 + dx:changed.shape[1] - 1 + dx]
-    return int(core.sum()) < 20
+    return no_new_shape(a, b)
 
 
-def shortest_same_prefix(text: str, full: np.ndarray | None) -> int:
+def shortest_same_prefix(text: str, full: bytes | None) -> int:
     """The shortest prefix (at guard steps) that already renders the whole answer's picture
     (binary search: a longer prefix only adds shapes)."""
     steps = list(range(CHUNK * EVERY, len(text), CHUNK * EVERY)) + [len(text)]

@@ -1,4 +1,3 @@
-import io
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -248,21 +247,10 @@ def test_legitimate_repeated_patterns_are_never_cut(name):
 
 
 def _same_picture(a_svg: str, b_svg: str) -> bool:
-    """No new shape between the two: differing pixels form at most one-pixel seams (drawing the
-    same antialiased shape again darkens its edge), as bench/loop_guard.py judges."""
-    import numpy as np
-    from PIL import Image
-
     from drawloop.renderers.svg import render_svg
+    from drawloop.vision.features import no_new_shape
 
-    a, b = (np.asarray(Image.open(io.BytesIO(render_svg(svg, size=256, isolate=False).png)).convert("RGB"),
-                       dtype=np.int16) for svg in (a_svg, b_svg))
-    changed = np.any(np.abs(a - b) > 24, axis=2)
-    core = changed[1:-1, 1:-1].copy()
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            core &= changed[1 + dy:changed.shape[0] - 1 + dy, 1 + dx:changed.shape[1] - 1 + dx]
-    return int(core.sum()) < 20
+    return no_new_shape(*(render_svg(svg, size=256, isolate=False).png for svg in (a_svg, b_svg)))
 
 
 @pytest.mark.parametrize("path", GUARD_DRAFTS, ids=lambda p: p.stem)

@@ -67,6 +67,19 @@ def content_mask(pixels: np.ndarray, background: np.ndarray | None = None) -> np
     return (np.abs(pixels.astype(np.int32) - background).max(axis=2) > CONTENT_TOLERANCE)
 
 
+def no_new_shape(a: ImageLike, b: ImageLike, tolerance: int = 24, seam_pixels: int = 20) -> bool:
+    """Whether two renders of (nearly) the same drawing show the same shapes: pixels that differ
+    form at most one-pixel seams. Drawing an antialiased shape twice darkens its edge; a new shape
+    changes a region, which survives a 3x3 erosion. (Used to judge what a loop guard's cut lost.)"""
+    pa, pb = (np.asarray(load_image(x).convert("RGB"), dtype=np.int16) for x in (a, b))
+    changed = np.any(np.abs(pa - pb) > tolerance, axis=2)
+    core = changed[1:-1, 1:-1].copy()
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            core &= changed[1 + dy:changed.shape[0] - 1 + dy, 1 + dx:changed.shape[1] - 1 + dx]
+    return int(core.sum()) < seam_pixels
+
+
 def content_box(image: Image.Image) -> tuple[int, int, int, int] | None:
     """(left, top, right, bottom) around the drawn content, or None for a blank canvas."""
     mask = content_mask(np.asarray(image))
