@@ -231,11 +231,13 @@ def test_one_driver_per_dataset_across_machines(postgres, tmp_path):
     """The folder lock cannot see a driver on another machine; the Postgres advisory lock does."""
     from test_dataset import build
 
+    from drawloop.dataset.reader import DatasetBusy
+
     out = tmp_path / "data"
     assert build(tmp_path, ("a varied tree",), samples=1, checkpoint=postgres.url).counts["done"] == 1
     with open_manifest(out, postgres.url) as other_machine:
         other_machine.claim()
-        with pytest.raises(ValueError, match=r"another drawloop process is building .*schema drawloop_data_"):
+        with pytest.raises(DatasetBusy, match=r"another drawloop process is building .*schema drawloop_data_"):
             build(tmp_path, ("a varied tree",), samples=2, checkpoint=postgres.url)
     result = build(tmp_path, ("a varied tree",), samples=2, checkpoint=postgres.url)    # released with its holder
     assert result.counts["done"] == 2 and result.stats.done_before == 1

@@ -191,9 +191,11 @@ class _PostgresLedger:
                 "SELECT a.pid, a.client_addr, a.backend_start FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
                 "WHERE l.locktype = 'advisory' AND l.granted AND l.objid = "
                 "(hashtextextended(%s, 0) & 4294967295)::oid", (f"drawloop-driver:{self.place.schema}",)).fetchone()
+        from drawloop.dataset.reader import DatasetBusy
+
         who = (f" (Postgres backend {holder[0]}, client {holder[1] or 'local'}, since {holder[2]:%Y-%m-%d %H:%M:%S})"
                if holder else "")
-        raise ValueError(f"another drawloop process is building or curating this dataset ({self.place}){who}; wait "
+        raise DatasetBusy(f"another drawloop process is building or curating this dataset ({self.place}){who}; wait "
                          "for it (or stop it) and run again")
 
     def close(self) -> None:
@@ -248,7 +250,7 @@ class Manifest:
         return getattr(self.backend, "place", None)
 
     def claim(self) -> None:
-        """Make this process the dataset's one driver (Postgres: across machines), or raise ValueError."""
+        """Make this process the dataset's one driver (Postgres: across machines), or raise DatasetBusy."""
         self.backend.claim()
 
     def _transaction(self, statements: Iterable[tuple[str, tuple]]) -> None:
