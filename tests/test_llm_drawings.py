@@ -182,3 +182,21 @@ def test_cli_export_code_and_clear_errors(built, tmp_path):
         load_source(str(tmp_path / "bad.jsonl"), size=16)
     with pytest.raises(DataError, match="does not exist"):
         load_source(str(tmp_path / "missing.jsonl"), size=16)
+
+
+def test_train_streams_code_only_drawings_from_the_render_cache(built, tmp_path, cache):
+    from drawloop.commands.train import register
+    from drawloop.vision.llm_drawings import render_to_cache
+
+    out = tmp_path / "drawings.jsonl"
+    export_code(built, out)
+    rows = read_drawings(out)
+    paths = render_to_cache(rows, chunk=2)                       # a chunk at a time, no PNG held
+    assert all(p.is_file() and p.parent == cache for p in paths) and len(paths) == len(rows)
+    app = typer.Typer()
+    register(app)
+    result = CliRunner().invoke(app, ["train", "--data", str(out), "--stream", "--workers", "1", "--epochs", "1",
+                                      "--size", "16", "--arch", "resnet10", "--width", "4", "--batch-size", "4",
+                                      "--threads", "1", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "run" / "train.json").read_text())["images"] == len(rows)

@@ -10,6 +10,8 @@
     drawloop probe --random-init                             # the floor: the same backbone, untrained
     drawloop compare --sources data/llm,procedural:deadleaves,procedural:shapes,procedural:spectral \\
         --images 2000 --epochs 5 --seeds 0,1 --out runs/compare
+    drawloop compare --drawings data/llm-drawings.jsonl --report docs/results/    # llm, 3 procedural, llm+best
+    drawloop compare --drawings data/llm-drawings.jsonl --probe-data ~/photos --report docs/results/
 """
 
 from __future__ import annotations
@@ -162,8 +164,17 @@ def probe_command(
 
 
 def compare_command(
-    sources: str = typer.Option(..., help="comma-separated: folders and procedural:<kind>"),
-    out: Path = typer.Option(..., help="folder for compare.md, compare.png, compare.json and the runs"),
+    sources: Optional[str] = typer.Option(None, help="comma-separated: folders, drawings .jsonl files, "
+                                          "procedural:<kind>, llm (the --drawings file), A+B mixes (50/50); "
+                                          "default: procedural:deadleaves,procedural:shapes,procedural:spectral"),
+    drawings: Optional[Path] = typer.Option(None, help="code-only LLM drawings (drawloop dataset export-code), "
+                                            "rendered on load: the source 'llm', added to the sources"),
+    mix: str = typer.Option("auto", help="with --drawings: auto = also train llm+<the best procedural source> "
+                            "(picked after they are trained), a kind (deadleaves) to name it, none = no mix"),
+    out: Path = typer.Option(Path("runs/compare"), help="folder for compare.md, compare.png, compare.json and "
+                             "the runs (finished runs are reused)"),
+    report: Optional[Path] = typer.Option(None, help="also write vision-from-text.md and .png here "
+                                          "(e.g. docs/results/), the report to commit"),
     images: int = typer.Option(2000, min=2, help="images per source (equal budget)"),
     epochs: int = typer.Option(5, min=1),
     seeds: str = typer.Option("0,1", help="comma-separated training seeds"),
@@ -175,6 +186,12 @@ def compare_command(
     lr: float = typer.Option(0.06),
     probe_train: Optional[int] = typer.Option(5000, help="probe fit photos (0 = all 60k)"),
     probe_test: Optional[int] = typer.Option(5000, help="probe test photos (0 = all 10k)"),
+    probe_data: list[Path] = typer.Option([], "--probe-data", help="an ImageFolder of real photos "
+                                          "(DIR/<class>/<image>; or DIR/train + DIR/test) to probe on as "
+                                          "well (repeatable)"),
+    no_fashion_mnist: bool = typer.Option(False, "--no-fashion-mnist", help="probe only on --probe-data"),
+    device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda, cuda:1"),
+    precision: str = typer.Option("auto", help="auto: mixed precision on CUDA, float32 on CPU; amp; fp32"),
     threads: Optional[int] = typer.Option(None),
 ) -> None:
     """Train every source on an equal budget, probe each on real photos, write a table and a bar chart."""
@@ -183,13 +200,17 @@ def compare_command(
     from drawloop.vision.compare import CompareConfig, run_comparison
 
     with _clear_errors():
+        if drawings is not None and not drawings.is_file():
+            _fail(f"no drawings file at {drawings} (make one with `drawloop dataset export-code DATASET OUT.jsonl`)")
         config = CompareConfig(
-            sources=[s.strip() for s in sources.split(",") if s.strip()], images=images, epochs=epochs,
+            sources=[s.strip() for s in (sources or "").split(",") if s.strip()], images=images, epochs=epochs,
             seeds=_parse_ints(seeds), size=size, method=method, batch_size=batch_size, lr=lr,
             backbone=BackboneConfig(arch=arch, width=width),
             probe_train=probe_train or None, probe_test=probe_test or None,
+            drawings=str(drawings) if drawings else None, mix=mix, probe_data=[str(p) for p in probe_data],
+            fashion_mnist=not no_fashion_mnist, device=device, precision=precision,
         )
-        run_comparison(config, out, log=console.print)
+        run_comparison(config, out, log=console.print, report=report)
     console.print((out / "compare.md").read_text())
     console.print(f"chart: {out / 'compare.png'}")
 
@@ -197,7 +218,7 @@ def compare_command(
 def _training_data(data: str, size: int, images: int | None, seed: int, subset, where: dict, stream: bool,
                    workers: int):
     """(images, groups, loader config) for train(): a tensor in memory, a 50/50 mix, or files to stream."""
-    from drawloop.vision.data import list_images, load_source
+    from drawloop.vision.data import is_drawings_file, list_images, load_source
     from drawloop.vision.loader import FileImages, LoaderConfig
     from drawloop.vision.mixed import is_mixed, load_mixed
 
@@ -208,8 +229,13 @@ def _training_data(data: str, size: int, images: int | None, seed: int, subset, 
             _fail("--stream, --subset and --where apply to one folder, not to a mixed source")
         mix = load_mixed(data, size, images, seed)
         return mix.images, mix.groups, None
-    if stream:
+    if stream and is_drawings_file(data):   # render once into the cache, then stream the cached PNGs
+        from drawloop.vision.llm_drawings import read_drawings, render_to_cache
+
+        paths = [p for p in render_to_cache(read_drawings(data)) if p is not None]
+    elif stream:
         paths = list_images(data, subset=subset, where=where)
+    if stream:
         if images and len(paths) > images:
             import torch
 

@@ -6,6 +6,7 @@
     loaded.models          # {"local:qwen2.5-coder-7b-instruct-q4_k_m.gguf": 2000}: what drew them
     loaded.mismatched      # ids whose render is not the build's PNG (another resvg, other fonts)
     pngs = render_pngs(rows)   # the PNG bytes, one per row (None where the render failed)
+    paths = render_to_cache(rows)   # or only the cached files, for sets too large to hold (train --stream)
 
     load_source("data/llm-drawings.jsonl", size=32, limit=1000, seed=0)   # the same, as a training source
 
@@ -19,7 +20,8 @@ the result, never silently passed off as the build's picture; `strict=True` make
 
 Renders are cached as ~/.cache/drawloop/renders/<code sha256>-<language>-<size>.png (written atomically;
 $DRAWLOOP_CACHE or $XDG_CACHE_HOME move the root, as for the gallery): the second load renders nothing.
-Rendering 2,000 SVGs at 256 px takes on the order of a minute on 2 cores (resvg, one worker per core).
+Rendering is quick next to training: 200 SVGs of 13 shapes each at 256 px took 1.4 s on 2 shared cores
+(resvg, one worker process per core).
 """
 
 from __future__ import annotations
@@ -110,6 +112,22 @@ def render_pngs(rows: list[dict], workers: int | None = None, cache: Path | None
     if counts is not None:
         counts.update(rendered=rendered, cached=len(rows) - sum(len(v) for v in misses.values()))
     return pngs
+
+
+def render_to_cache(rows: list[dict], workers: int | None = None, cache: Path | None = None,
+                    chunk: int = 1024) -> list[Path | None]:
+    """Render what the cache lacks, `chunk` drawings at a time, holding no PNG in memory: the cached
+    file of every row (None where the render failed). For sets too large to load at once (--stream)."""
+    cache = cache or cache_root()
+    paths: list[Path | None] = [cache / cache_key(row) for row in rows]
+    missing = [i for i, path in enumerate(paths) if not path.is_file()]
+    for start in range(0, len(missing), chunk):
+        part = missing[start : start + chunk]
+        pngs = render_pngs([rows[i] for i in part], workers=workers, cache=cache)
+        for i, png in zip(part, pngs):
+            if png is None:
+                paths[i] = None
+    return paths
 
 
 def load_drawings(path: str | Path, size: int, limit: int | None = None, seed: int = 0, strict: bool = False,

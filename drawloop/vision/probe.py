@@ -4,6 +4,7 @@
     data = ProbeSet.load(size=32, train_size=10000, test_size=10000, seed=0)   # None = the full split
     result = probe(backbone, data)          # {"linear": 0.83, "knn": 0.80, ...}
     probe(None, data)                       # raw pixels: the no-learning reference
+    photos = ProbeSet.from_folder("~/photos", size=32)   # any ImageFolder of real photos: <class>/<image>
 
 Fashion-MNIST (Debian `dataset-fashion-mnist`) is 70k 28x28 grayscale photos of clothing, 10 classes,
 with the standard 60k/10k train/test split. Photos are resized to the backbone's training size with
@@ -13,6 +14,10 @@ class-balanced, so CPU runs stay short; the sizes go into every result.
 - linear: multinomial logistic regression on standardised frozen features, fitted with full-batch L-BFGS;
   the L2 strength is picked from a small grid on a 10% validation split of the training subset.
 - knn: cosine similarity, k=20 neighbours voting with weights exp(sim / 0.07) (Wu et al. 2018, as in MoCo).
+
+`ProbeSet.from_folder(DIR)` probes on any photos a user has instead: an ImageFolder (DIR/<class>/<image>,
+read with PIL, centre-cropped and resized to the probe size in colour), split into train and test by a
+seeded `test_share` of every class, or DIR/train/<class>/... with DIR/test/ (or val/) as given.
 """
 
 from __future__ import annotations
@@ -71,6 +76,7 @@ class ProbeSet:
     test_labels: torch.Tensor
     size: int
     name: str = "fashion-mnist"
+    classes: tuple[str, ...] = CLASSES
 
     @classmethod
     def load(cls, size: int, train_size: int | None = None, test_size: int | None = None, seed: int = 0,
@@ -81,9 +87,39 @@ class ProbeSet:
         te = balanced_subset(te_y, test_size, seed + 1)
         return cls(tr_x[tr], tr_y[tr], te_x[te], te_y[te], size)
 
+    @classmethod
+    def from_folder(cls, root: str | Path, size: int, train_size: int | None = None, test_size: int | None = None,
+                    seed: int = 0, test_share: float = 0.2) -> "ProbeSet":
+        """Photos in an ImageFolder tree as a probe set (colour, uint8 (N, 3, size, size)); see the module doc."""
+        from drawloop.dataset.reader import image_folder
+        from drawloop.vision.data import load_images
+
+        root = Path(root).expanduser()
+        if not root.is_dir():
+            raise ProbeDataError(f"probe folder {root} does not exist")
+        given = next((root / n for n in ("test", "val", "validation") if (root / n).is_dir()), None)
+        if (root / "train").is_dir() and given is not None:
+            train, classes = image_folder(root / "train")
+            test, test_classes = image_folder(given)
+            if test_classes != classes:
+                raise ProbeDataError(f"{root}/train and {given} have different class folders")
+        else:
+            samples, classes = image_folder(root)
+            train, test = _split_per_class(samples, test_share, seed)
+        if len(classes) < 2 or not train or not test:
+            raise ProbeDataError(f"{root} needs at least 2 class folders with images in both splits "
+                                 "(an ImageFolder: DIR/<class>/<image>)")
+        labels = {"train": torch.tensor([c for _, c in train]), "test": torch.tensor([c for _, c in test])}
+        tr = balanced_subset(labels["train"], train_size, seed)
+        te = balanced_subset(labels["test"], test_size, seed + 1)
+        train_x = load_images([train[i][0] for i in tr.tolist()], size)
+        test_x = load_images([test[i][0] for i in te.tolist()], size)
+        return cls(train_x, labels["train"][tr], test_x, labels["test"][te], size, name=f"folder:{root.name}",
+                   classes=tuple(classes))
+
     def describe(self) -> dict:
         return {"dataset": self.name, "train": len(self.train_labels), "test": len(self.test_labels),
-                "size": self.size}
+                "size": self.size, "classes": len(self.classes)}
 
 
 def balanced_subset(labels: torch.Tensor, n: int | None, seed: int) -> torch.Tensor:
@@ -100,10 +136,27 @@ def balanced_subset(labels: torch.Tensor, n: int | None, seed: int) -> torch.Ten
     return torch.cat(picks).sort().values
 
 
-def to_rgb(gray: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 (N, H, W) photos -> float (N, 3, size, size) in [0, 1], the backbone's input."""
-    x = gray.float().div(255).unsqueeze(1)
-    if x.shape[-1] != size:
+def _split_per_class(samples: list, test_share: float, seed: int) -> tuple[list, list]:
+    """A seeded train/test split taking `test_share` of every class (at least one image) for testing."""
+    if not 0 < test_share < 1:
+        raise ProbeDataError(f"test_share must be in (0, 1), got {test_share}")
+    gen = torch.Generator().manual_seed(seed)
+    train, test = [], []
+    for c in sorted({c for _, c in samples}):
+        members = [s for s in samples if s[1] == c]
+        order = torch.randperm(len(members), generator=gen).tolist()
+        n_test = max(1, round(test_share * len(members))) if len(members) > 1 else 0
+        test += [members[i] for i in sorted(order[:n_test])]
+        train += [members[i] for i in sorted(order[n_test:])]
+    return train, test
+
+
+def to_rgb(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (N, H, W) grey or (N, 3, H, W) colour photos -> float (N, 3, size, size) in [0, 1], the backbone's input."""
+    x = images.float().div(255)
+    if x.ndim == 3:
+        x = x.unsqueeze(1)
+    if x.shape[-1] != size or x.shape[-2] != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
     return x.clamp(0, 1).expand(-1, 3, -1, -1)
 
@@ -112,7 +165,8 @@ def to_rgb(gray: torch.Tensor, size: int) -> torch.Tensor:
 def extract_features(backbone, gray: torch.Tensor, size: int, batch: int = 500) -> torch.Tensor:
     """Frozen features (N, D) in eval mode; `backbone=None` gives raw pixels at the probe size."""
     if backbone is None:
-        return to_rgb(gray, size)[:, 0].flatten(1)
+        pixels = to_rgb(gray, size)
+        return (pixels[:, 0] if gray.ndim == 3 else pixels).flatten(1)  # grey photos: one channel, not three
     backbone.eval()
     device = next(backbone.parameters()).device
     chunks = [backbone(to_rgb(gray[i : i + batch], size).to(device)).float().cpu()
