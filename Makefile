@@ -1,6 +1,7 @@
 # drawloop — two commands on a fresh machine:
 #   make demo   set everything up, then draw three concepts offline with the local model
 #   make test   set everything up, then run the whole test suite (slow real-model tests included)
+#   make vision-from-text   the LLM-drawings vs procedural comparison from the committed drawings
 
 PYTHON  ?= python3
 VENV    ?= .venv
@@ -9,7 +10,7 @@ PIP     := $(PY) -m pip
 DEBS    := bubblewrap fontconfig openclipart-svg fonts-noto-color-emoji fonts-symbola fonts-dejavu-core dataset-fashion-mnist tmux postgresql
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup system venv model gallery demo test test-fast bench clean
+.PHONY: setup system venv model gallery demo test test-fast bench vision-from-text clean
 
 setup: system $(STAMP) model gallery
 
@@ -51,6 +52,13 @@ test: setup
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
+
+# Issue 14's comparison from the committed code-only drawings (README: Vision from text): renders them,
+# trains llm, the procedural sources and llm+<best procedural> (2 seeds each), writes docs/results/.
+DRAWINGS ?= data/llm-drawings.jsonl
+vision-from-text: system $(STAMP)
+	@test -f $(DRAWINGS) || { echo "no $(DRAWINGS): build a dataset, then drawloop dataset export-code DATASET $(DRAWINGS)"; exit 2; }
+	$(VENV)/bin/drawloop compare --drawings $(DRAWINGS) --out runs/vision-from-text --report docs/results/
 
 bench: setup
 	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
