@@ -26,7 +26,7 @@ from drawloop.dataset.manifest import Manifest
 
 ray = pytest.importorskip("ray", reason="the cluster extra: pip install 'drawloop[cluster]'")
 
-from drawloop.graphs.ray_executor import RayExecutor, RayUnavailable, make_executor  # noqa: E402
+from drawloop.graphs.ray_executor import RayExecutor, RayUnavailable, make_executor
 
 
 class Model(DeterministicModel):

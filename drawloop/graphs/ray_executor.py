@@ -193,7 +193,7 @@ class RayExecutor:
         workers = self._pool(concurrency)
         try:
             fn_ref = ray.put(fn)   # once, not with every job
-        except Exception as exc:
+        except Exception as exc:   # noqa: BLE001 - whatever pickling raised: say what cannot travel
             raise RayUnavailable(f"the work cannot be sent to Ray workers ({type(exc).__name__}: "
                                  f"{str(exc).splitlines()[0][:300]}); agents must be names or picklable") from None
         source = iter(items)
@@ -310,7 +310,7 @@ def _shippable(exc: Exception) -> Exception:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _actor_classes():
     ray = import_ray()
 
