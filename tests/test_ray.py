@@ -135,6 +135,24 @@ def test_a_worker_killed_mid_build_loses_nothing_and_duplicates_nothing(tmp_path
     assert reference.counts == result.counts
 
 
+def test_a_build_on_ray_with_its_checkpoints_in_postgres(tmp_path, model, executor, monkeypatch):
+    from pgserver import TempPostgres
+
+    monkeypatch.delenv("DRAWLOOP_CHECKPOINT", raising=False)
+    try:
+        server = TempPostgres()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    concepts = concept_file(tmp_path, "a red circle", "a cat")
+    reference = build(concepts, tmp_path / "threads", model)
+    with server:
+        result = build(concepts, tmp_path / "ray", model, executor=executor, checkpoint=server.url)
+    assert result.counts == reference.counts == {"pending": 0, "done": 6, "failed": 0}
+    assert _dataset(tmp_path / "ray") == _dataset(tmp_path / "threads")
+    assert (tmp_path / "ray" / "postgres.json").exists()           # the workers' checkpoints went there
+    assert not (tmp_path / "ray" / "work" / "checkpoints.sqlite").exists()
+
+
 def test_jobs_are_pulled_lazily_with_a_bounded_number_in_flight(executor):
     pulled: list[float] = []
 
