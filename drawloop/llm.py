@@ -419,6 +419,9 @@ def check_reachable(base_url: str, api_key: str | None = None, timeout: float = 
 ROLES = ("drawer", "recognizer", "critic")
 
 
+LOCAL_DEADLINE = 900.0   # seconds per request to the embedded server (at least; DRAWLOOP_TIMEOUT may raise it)
+
+
 class ModelHandle:
     """Owns the model backend for a run: starts the local server if needed, stops it at the end.
 
@@ -518,13 +521,16 @@ class ModelHandle:
             return self._provider_chat(max_tokens, temperature)
         from langchain_openai import ChatOpenAI
 
-        transport = BoundedTransport(deadline=settings.request_timeout)
+        # The embedded server decodes at whatever speed this machine has left: a 1,200-token draft
+        # on 2 busy cores took 550 s in a demo, and a 180 s deadline killed it three times over.
+        deadline = max(settings.request_timeout, LOCAL_DEADLINE) if self.server else settings.request_timeout
+        transport = BoundedTransport(deadline=deadline)
         kwargs: dict[str, Any] = dict(
             model=self.model_name if self.provider == "openai" else "local",
             api_key=self.api_key,
             temperature=temperature,
-            timeout=settings.request_timeout,
-            http_client=httpx2.Client(transport=transport, timeout=settings.request_timeout),
+            timeout=deadline,
+            http_client=httpx2.Client(transport=transport, timeout=deadline),
             max_retries=0,  # ChatLLM retries, with backoff and empty-answer handling
             max_tokens=max_tokens,
             stream_usage=True,  # token counts also when the drawer streams (repetition guard)

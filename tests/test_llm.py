@@ -213,3 +213,13 @@ def test_the_model_label_says_which_speculation_the_embedded_server_used():
         handle = ModelHandle(Settings(speculation=mode))
         handle.server = object()          # as after open(): the embedded server is running
         assert handle.label == f"local:qwen2.5-coder-1.5b (embedded llama.cpp, speculation {mode})"
+
+
+def test_the_embedded_server_gets_a_deadline_a_busy_machine_can_meet():
+    handle = ModelHandle(Settings(request_timeout=180.0))
+    handle.base_url, handle.api_key = "http://127.0.0.1:9/v1", "sk-local"
+    assert handle.chat().transport.deadline == 180.0          # a remote endpoint: the setting
+    handle.server = object()                                    # the embedded llama.cpp server
+    assert handle.chat().transport.deadline == 900.0
+    handle.settings = Settings(request_timeout=1200.0)
+    assert handle.chat().transport.deadline == 1200.0           # DRAWLOOP_TIMEOUT may raise it
