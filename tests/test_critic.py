@@ -153,7 +153,9 @@ def test_critic_weighted_mean_ignores_abstainers_and_respects_caps():
     assert result["score"] == pytest.approx(0.25) and result["scores"] == {"a": 1.0, "b": 0.0}
     assert "a says hi" in result["feedback"] and "b says hi" in result["feedback"]
     capped = Critic([(Fixed("a", 1.0), 1.0), (Fixed("gate", 0.9, cap=0.1), 1.0)]).critique(drawing(APPLE))
-    assert capped["score"] == pytest.approx(0.1)
+    assert capped["score"] == pytest.approx(0.1 * 0.95)   # the mean, scaled into [0, cap]
+    emptier = Critic([(Fixed("a", 0.2), 1.0), (Fixed("gate", 0.9, cap=0.1), 1.0)]).critique(drawing(APPLE))
+    assert emptier["score"] < capped["score"] <= 0.1      # capped drawings still rank among themselves
 
 
 def test_critic_scores_failed_render_zero_with_the_error_as_feedback():

@@ -54,7 +54,7 @@ def test_improving_then_stale_run_stops_on_patience_and_keeps_best(tmp_path):
     state = graph.invoke({"concept": CONCEPT})
     scores = [attempt_score(a) for a in state["attempts"]]
     assert len(scores) == 4 and state["stop_reason"] == "max_iters"
-    assert scores[0] == 0.05  # blank canvas is capped even though the recognizer was right
+    assert 0 < scores[0] <= 0.05  # blank canvas is capped even though the recognizer was right
     assert state["best"] == 1  # ties later keep the earliest best
     assert drawer.calls == [0, 1, 2, 3]
     assert state["choices"] == make_choices(CONCEPT, DISTRACTORS, None)

@@ -324,10 +324,14 @@ class Critic:
 
 def weighted_score(scores: dict[str, float], weights: dict[str, float], cap: float = 1.0) -> float:
     """The combined score: weighted mean of the scorers that answered (the weights renormalise over
-    them), capped by `cap`; 0 when none did. The critic and the agreement check (critique.py) share it."""
+    them), 0 when none did. Under a `cap` (a blank or near-empty canvas) the mean is scaled into
+    [0, cap] rather than clipped, so such drawings still rank among themselves: in a demo two
+    near-empty rows of bicycles both scored 0.15 and the tie kept the emptier one. The critic and
+    the agreement check (critique.py) share it."""
     present = {name: weight for name, weight in weights.items() if name in scores}
     total = sum(present.values())
-    return min(cap, sum(weight * scores[name] for name, weight in present.items()) / total) if total else 0.0
+    mean = sum(weight * scores[name] for name, weight in present.items()) / total if total else 0.0
+    return mean * cap if cap < 1.0 else mean
 
 
 PICTURE_SCORERS = ("sanity", "concept", "structure", "vlm", "clip")   # they read the pixels
