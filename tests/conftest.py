@@ -100,6 +100,10 @@ class FakeOpenAI(http.server.BaseHTTPRequestHandler):
             text = structured_answer(body, text)
         if status != 200:
             return self._json(status, {"error": {"message": text}}, *headers)
+        self._answer(body, text)
+
+    def _answer(self, body, text):
+        """The answer as this server sends it: streamed or whole, as the request asked."""
         if body.get("stream"):
             return self._sse(text)
         self._json(200, {"id": "x", "object": "chat.completion", "created": 0, "model": "fake",

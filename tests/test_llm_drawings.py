@@ -51,12 +51,7 @@ class SeededModel(FakeOpenAI):
             text = f"SCORE: {h % 11}\nFIXES:\n- make the main shape larger"
         else:
             text = f"```svg\n{picture(h)}\n```"
-        if body.get("stream"):
-            return self._sse(text)
-        self._json(200, {"id": "x", "object": "chat.completion", "created": 0, "model": "fake",
-                         "choices": [{"index": 0, "finish_reason": "stop",
-                                      "message": {"role": "assistant", "content": text}}],
-                         "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}})
+        self._answer(body, text)
 
 
 class CodeHashScorer:
