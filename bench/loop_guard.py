@@ -76,7 +76,7 @@ def picture(text: str) -> bytes | None:
 
 
 def same(a: bytes | None, b: bytes | None) -> bool:
-    from drawloop.vision.features import no_new_shape
+    from drawloop.imaging import no_new_shape
 
     if a is None or b is None:
         return a is None and b is None

@@ -2,8 +2,9 @@ import pytest
 
 from conftest import APPLE, BLANK, fake_llm
 from drawloop.agents.base import ScoreResult
-from drawloop.agents.critic import (Critic, LLMCodeCritic, RecognitionScorer, RenderSanityScorer, content_stats,
+from drawloop.agents.critic import (Critic, LLMCodeCritic, RecognitionScorer, RenderSanityScorer,
                                     parse_critique, parse_weights, svg_blank_causes)
+from drawloop.imaging import content_stats
 from drawloop.renderers import render
 from drawloop.state import Drawing
 

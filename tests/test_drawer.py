@@ -248,7 +248,7 @@ def test_legitimate_repeated_patterns_are_never_cut(name):
 
 def _same_picture(a_svg: str, b_svg: str) -> bool:
     from drawloop.renderers.svg import render_svg
-    from drawloop.vision.features import no_new_shape
+    from drawloop.imaging import no_new_shape
 
     return no_new_shape(*(render_svg(svg, size=256, isolate=False).png for svg in (a_svg, b_svg)))
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from drawloop.vision.features import (ModuleEmbedder, TextEmbedder, content_box, default_embedder, l2_normalise,
-                                      load_image, prepare)
+from drawloop.imaging import content_box, load_image
+from drawloop.vision.features import ModuleEmbedder, TextEmbedder, default_embedder, l2_normalise, prepare
 
 
 def apple(size=256, box=(60, 60, 200, 200), background="white") -> Image.Image:

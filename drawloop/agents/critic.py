@@ -15,52 +15,14 @@ Weights come from the CLI as `--weights sanity=1,recognition=2,llm=1`.
 from __future__ import annotations
 
 import hashlib
-import io
 import re
-
-import numpy as np
 
 from drawloop import prompts
 from drawloop.agents.base import ScoreResult, Scorer
 from drawloop.agents.recognizer import strip_hints
+from drawloop.imaging import content_stats
 from drawloop.llm import ChatLLM, LLMError, ask_json
 from drawloop.state import Critique, Drawing
-
-
-def content_stats(png: bytes, threshold: int = 24) -> dict[str, float]:
-    """Where the drawing is on the canvas, measured against the background colour.
-
-    The background is the most common colour on the border. Returns coverage (fraction of
-    pixels that differ from it), bbox_area (fraction of the canvas inside the content's
-    bounding box), box ([x0, y0, x1, y1] of that box, as fractions of the canvas),
-    background_light (1 when the background is near white), edge_touch (how many of the 4
-    sides have content along > 30% of their length: a sign the drawing runs off the canvas)
-    and colours (distinct coarse colours in the content).
-    """
-    from PIL import Image
-
-    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
-    h, w, _ = rgb.shape
-    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]]).astype(np.int32)
-    packed = (border[:, 0] << 16) | (border[:, 1] << 8) | border[:, 2]
-    values, counts = np.unique(packed, return_counts=True)
-    top = int(values[counts.argmax()])
-    background = np.array([(top >> 16) & 255, (top >> 8) & 255, top & 255], dtype=np.int16)
-    mask = np.abs(rgb - background).max(axis=2) > threshold
-    coverage = float(mask.mean())
-    light = float(background.min() > 200)
-    if not mask.any():
-        return {"coverage": 0.0, "bbox_area": 0.0, "edge_touch": 0.0, "colours": 0.0, "background_light": light,
-                "box": [0.0, 0.0, 0.0, 0.0]}
-    rows, cols = mask.any(axis=1).nonzero()[0], mask.any(axis=0).nonzero()[0]
-    bbox_area = float((rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1)) / (h * w)
-    box = [round(cols[0] / w, 4), round(rows[0] / h, 4), round((cols[-1] + 1) / w, 4), round((rows[-1] + 1) / h, 4)]
-    sides = [mask[0].mean(), mask[-1].mean(), mask[:, 0].mean(), mask[:, -1].mean()]
-    coarse = rgb[mask] // 32
-    key_counts = np.bincount(coarse[:, 0] * 64 + coarse[:, 1] * 8 + coarse[:, 2], minlength=512)
-    colours_used = int((key_counts > 0.01 * mask.sum()).sum())  # ignore anti-aliasing fringes
-    return {"coverage": coverage, "bbox_area": bbox_area, "edge_touch": float(sum(s > 0.3 for s in sides)),
-            "colours": float(colours_used), "background_light": light, "box": box}
 
 
 _SVG = "{http://www.w3.org/2000/svg}"

@@ -42,9 +42,9 @@ import numpy as np
 
 from drawloop.agents.base import ScoreResult
 from drawloop.concepts.shapes import COLOURS, SOLIDS, ShapeSpec, shape_spec
+from drawloop.imaging import BLANK_COVERAGE, border_colour, content_mask, is_blank, load_image
 from drawloop.state import Drawing, Recognition
 
-BLANK_COVERAGE = 0.005      # below this fraction of changed pixels the canvas counts as empty
 
 
 # ---------------------------------------------------------------- the shared gallery
@@ -97,12 +97,6 @@ def _vector(gallery, drawing: Drawing) -> np.ndarray:
     return vector
 
 
-def _is_blank(png: bytes) -> bool:
-    from drawloop.vision.features import content_mask, load_image
-
-    return float(content_mask(np.asarray(load_image(png))).mean()) < BLANK_COVERAGE
-
-
 # ---------------------------------------------------------------- recognizer
 
 class PixelRecognizer(_UsesGallery):
@@ -125,7 +119,7 @@ class PixelRecognizer(_UsesGallery):
                              "source": self.source, "error": None, "usage": {}}
         if not drawing.ok:
             return {**base, "error": drawing.render_error or drawing.draw_error or "nothing rendered"}
-        if _is_blank(drawing.png):
+        if is_blank(drawing.png):
             return {**base, "error": "the canvas is blank"}
         try:
             vector = _vector(self.gallery, drawing)
@@ -206,7 +200,7 @@ class ConceptScorer(_UsesGallery):
     def score(self, drawing: Drawing) -> ScoreResult | None:
         if not drawing.ok:
             return None
-        if _is_blank(drawing.png):
+        if is_blank(drawing.png):
             return ScoreResult(0.0, "Nothing is drawn on the canvas yet.", {"z": None})
         gallery = self.gallery
         vector = _vector(gallery, drawing)
@@ -250,8 +244,7 @@ def structure_stats(png: bytes, code: str = "") -> dict[str, float]:
     """
     from PIL import Image
 
-    from drawloop.vision.features import border_colour, content_mask, load_image
-
+    
     pixels = np.asarray(load_image(png).resize((WORK_SIZE, WORK_SIZE), Image.NEAREST))
     mask = content_mask(pixels, border_colour(pixels))
     stats = {"coverage": float(mask.mean()), "bbox": 0.0, "solidity": 0.0, "colours": 0.0, "parts": 0.0,
@@ -429,8 +422,7 @@ class StructureScorer:
 def colour_share(png: bytes, colours: tuple[str, ...]) -> float:
     """The share of the content's pixels nearest (of all named colours) to one of `colours`,
     on a scale where 60% or more is full marks."""
-    from drawloop.vision.features import border_colour, content_mask, load_image
-
+    
     pixels = np.asarray(load_image(png).resize((WORK_SIZE, WORK_SIZE)), dtype=np.float32)
     mask = content_mask(pixels.astype(np.uint8), border_colour(pixels.astype(np.uint8)))
     if not mask.any():
@@ -574,7 +566,6 @@ class ClipScorer:
             return None
         import torch
 
-        from drawloop.vision.features import load_image
 
         if self._model is None:
             self._model = self._loader(self.model_name, str(self.checkpoint))

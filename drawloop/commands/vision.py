@@ -136,7 +136,7 @@ def _load_query_image(path: Path):
     from PIL import Image
 
     from drawloop.renderers import render
-    from drawloop.vision.features import load_image
+    from drawloop.imaging import load_image
 
     if path.suffix.lower() == ".svg":
         result = render(path.read_text("utf-8", errors="replace"), "svg", size=256)
@@ -151,7 +151,7 @@ def _load_query_image(path: Path):
 
 def _artifact(meta: dict, index_path: Path | None):
     """The thumbnail of an indexed drawing: its artifact path, absolute or next to the index."""
-    from drawloop.vision.features import load_image
+    from drawloop.imaging import load_image
 
     raw = meta.get("path")
     if not raw:

@@ -20,74 +20,20 @@ Vectors are unit length, so inner product is cosine similarity (what vision/inde
 
 from __future__ import annotations
 
-import io
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol, Sequence, Union
+from typing import Protocol, Sequence
 
 import numpy as np
 from PIL import Image
 
-ImageLike = Union[Image.Image, bytes, str, Path]
+from drawloop.imaging import ImageLike, border_colour, content_box, load_image
 
-CONTENT_TOLERANCE = 24     # max per-channel difference from the border colour still counted as background
 MARGIN = 0.08              # padding around the content, as a fraction of its longer side
 
 
 # ---------------------------------------------------------------- image preparation
-
-def load_image(image: ImageLike) -> Image.Image:
-    """PNG bytes, a path or a PIL image -> RGB on white (transparency flattened)."""
-    if isinstance(image, (bytes, bytearray)):
-        image = Image.open(io.BytesIO(image))
-    elif isinstance(image, (str, Path)):
-        image = Image.open(image)
-    elif not isinstance(image, Image.Image):
-        raise TypeError(f"expected PNG bytes, a path or a PIL image, got {type(image).__name__}")
-    if image.mode in ("RGBA", "LA", "P", "PA"):
-        image = image.convert("RGBA")
-        canvas = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(canvas, image)
-    return image.convert("RGB")
-
-
-def border_colour(pixels: np.ndarray) -> np.ndarray:
-    """The most common colour on the image border: the canvas background."""
-    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]).astype(np.int32)
-    packed = (border[:, 0] << 16) | (border[:, 1] << 8) | border[:, 2]
-    values, counts = np.unique(packed, return_counts=True)
-    top = int(values[counts.argmax()])
-    return np.array([top >> 16, (top >> 8) & 255, top & 255], dtype=np.int32)
-
-
-def content_mask(pixels: np.ndarray, background: np.ndarray | None = None) -> np.ndarray:
-    """Boolean (H, W): pixels that differ visibly from the background colour."""
-    background = border_colour(pixels) if background is None else background
-    return (np.abs(pixels.astype(np.int32) - background).max(axis=2) > CONTENT_TOLERANCE)
-
-
-def no_new_shape(a: ImageLike, b: ImageLike, tolerance: int = 24, seam_pixels: int = 20) -> bool:
-    """Whether two renders of (nearly) the same drawing show the same shapes: pixels that differ
-    form at most one-pixel seams. Drawing an antialiased shape twice darkens its edge; a new shape
-    changes a region, which survives a 3x3 erosion. (Used to judge what a loop guard's cut lost.)"""
-    pa, pb = (np.asarray(load_image(x).convert("RGB"), dtype=np.int16) for x in (a, b))
-    changed = np.any(np.abs(pa - pb) > tolerance, axis=2)
-    core = changed[1:-1, 1:-1].copy()
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            core &= changed[1 + dy:changed.shape[0] - 1 + dy, 1 + dx:changed.shape[1] - 1 + dx]
-    return int(core.sum()) < seam_pixels
-
-
-def content_box(image: Image.Image) -> tuple[int, int, int, int] | None:
-    """(left, top, right, bottom) around the drawn content, or None for a blank canvas."""
-    mask = content_mask(np.asarray(image))
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        return None
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
-
 
 def prepare(image: ImageLike, size: int = 224, margin: float = MARGIN) -> Image.Image:
     """Crop to content, centre on a square of background colour with a margin, resize to `size`."""
