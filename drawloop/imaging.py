@@ -1,9 +1,9 @@
 """Pictures as arrays: where the drawing is on its canvas, and contact sheets of many drawings.
 
-    from drawloop.imaging import content_stats, is_blank, load_image, contact_sheet
+    from drawloop.imaging import Tile, contact_sheet, content_stats, is_blank
     content_stats(png)     # {"coverage": 0.21, "bbox_area": 0.4, "box": [x0, y0, x1, y1], "edge_touch": 0, ...}
     is_blank(png)          # True when under 0.5% of the pixels differ from the background
-    contact_sheet([(png, ["round 1", "0.62"], True), ...], columns=4, title="a bicycle").save("sheet.png")
+    contact_sheet([[Tile(png, ["round 1", "0.62"])], ...], title="a bicycle").save("sheet.png")
 
 Every measure takes the canvas background to be the most common colour on the image border and
 counts a pixel as content when a channel differs from it by more than CONTENT_TOLERANCE, so the
@@ -14,11 +14,12 @@ drawn. The one place for canvas statistics, label fonts and grid painting.
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Any, Sequence, Union
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 ImageLike = Union[Image.Image, bytes, str, Path]
 
@@ -109,3 +110,88 @@ def no_new_shape(a: ImageLike, b: ImageLike, tolerance: int = 24, seam_pixels: i
         for dx in (-1, 0, 1):
             core &= changed[1 + dy:changed.shape[0] - 1 + dy, 1 + dx:changed.shape[1] - 1 + dx]
     return int(core.sum()) < seam_pixels
+
+
+# ---------------------------------------------------------------- contact sheets
+
+FONTS = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed.ttf")
+NO_PICTURE = (236, 236, 236)
+PLAIN_FRAME = (190, 190, 190)
+
+
+@dataclass
+class Tile:
+    """One cell of a contact sheet: a picture (None draws a crossed-out box) and caption lines."""
+
+    image: ImageLike | None
+    lines: Sequence[str] = ()
+    frame: tuple[int, int, int] = PLAIN_FRAME
+    frame_width: int = 1
+    line_colours: Sequence[Any] = ()       # per caption line; black where not given
+
+
+def contact_sheet(rows: Sequence[Sequence[Tile]], title: str = "", tile: int = 220, row_labels: Sequence[str] = (),
+                  label_width: int = 0, caption_size: int = 12, pad: int = 10) -> Image.Image:
+    """A white sheet: an optional title, then each row of tiles left to right (a label column first
+    when `row_labels` are given), each tile resized to `tile` pixels and captioned underneath."""
+    lines_per_tile = max((len(t.lines) for row in rows for t in row), default=0)
+    line_h = caption_size + 3
+    caption_h = 4 + lines_per_tile * line_h
+    header_h = 34 if title else pad
+    columns = max((len(row) for row in rows), default=1) or 1
+    width = pad + label_width + columns * (tile + pad)
+    height = header_h + max(1, len(rows)) * (tile + caption_h + pad)
+    sheet = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(sheet)
+    if title:
+        draw.text((pad, 8), fit_text(title, label_font(18), width - 2 * pad), fill="black", font=label_font(18))
+    small, label = label_font(caption_size), label_font(13)
+    for r, row in enumerate(rows):
+        y = header_h + r * (tile + caption_h + pad)
+        if r < len(row_labels):
+            for j, text in enumerate(wrap_words(row_labels[r], 30)[:4]):
+                draw.text((pad, y + 8 + j * 16), text, fill="black", font=label)
+        for c, cell in enumerate(row):
+            x = pad + label_width + c * (tile + pad)
+            if cell.image is not None:
+                picture = load_image(cell.image)
+                scale = tile / max(picture.size)          # drawings are square; a photo keeps its shape
+                picture = picture.resize((max(1, round(picture.width * scale)), max(1, round(picture.height * scale))))
+                sheet.paste(picture, (x + (tile - picture.width) // 2, y + (tile - picture.height) // 2))
+            else:
+                draw.rectangle([x, y, x + tile - 1, y + tile - 1], fill=NO_PICTURE)
+                draw.line([x, y, x + tile - 1, y + tile - 1], fill=(200, 80, 80), width=2)
+                draw.line([x + tile - 1, y, x, y + tile - 1], fill=(200, 80, 80), width=2)
+            draw.rectangle([x - 1, y - 1, x + tile, y + tile], outline=cell.frame, width=cell.frame_width)
+            for j, text in enumerate(cell.lines):
+                colour = cell.line_colours[j] if j < len(cell.line_colours) else "black"
+                draw.text((x, y + tile + 4 + j * line_h), fit_text(text, small, tile), fill=colour, font=small)
+    return sheet
+
+
+def label_font(size: int):
+    """DejaVu Sans for captions (Pillow's own font where it is missing)."""
+    for candidate in FONTS:
+        if Path(candidate).exists():
+            return ImageFont.truetype(candidate, size)
+    return ImageFont.load_default(size=size)
+
+
+def fit_text(text: str, font, width: int) -> str:
+    """Shorten text with an ellipsis until it fits `width` pixels."""
+    if font.getlength(text) <= width:
+        return text
+    while text and font.getlength(text + "…") > width:
+        text = text[:-1]
+    return text + "…"
+
+
+def wrap_words(text: str, width: int) -> list[str]:
+    """Greedy word wrap to lines of at most `width` characters (a longer word gets its own line)."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
-import io
 import json
 import os
 import re
@@ -30,6 +29,8 @@ import threading
 from pathlib import Path
 from typing import Any, Iterator
 
+from drawloop import imaging
+from drawloop.imaging import PLAIN_FRAME, Tile, label_font  # noqa: F401  label_font: the check-up report's import, until it moves
 from drawloop.storage import PostgresPlace, advisory_lock, checkpoint_url, open_sqlite, postgres_place
 from drawloop.state import Attempt, DrawState, attempt_score
 
@@ -235,26 +236,6 @@ class Run:
         (self.dir / "result.json").write_text(json.dumps(summary, indent=2, default=str))
 
 
-def label_font(size: int):
-    """DejaVu Sans for captions on contact sheets (Pillow's own font where it is missing)."""
-    from PIL import ImageFont
-
-    for candidate in ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-                      "/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed.ttf"):
-        if os.path.exists(candidate):
-            return ImageFont.truetype(candidate, size)
-    return ImageFont.load_default(size=size)
-
-
-def _fit(text: str, font, width: int) -> str:
-    """Shorten text with an ellipsis until it fits `width` pixels."""
-    if font.getlength(text) <= width:
-        return text
-    while text and font.getlength(text + "…") > width:
-        text = text[:-1]
-    return text + "…"
-
-
 def _caption(attempt: Attempt, verdict: str | None = None) -> list[str]:
     where = f"round {attempt['round']} · cand {attempt.get('candidate', 0)}" if verdict is not None \
         else f"iter {attempt.get('iteration', 0)}"
@@ -285,36 +266,18 @@ def contact_sheet(attempts: list[Attempt], store: ArtifactStore, best: int | Non
                   tile: int = 220, columns: int = 4, rounds: list[dict] | None = None) -> Path:
     """A PNG grid of every attempt with its score and what the recognizer saw; the best is framed.
     With several candidates a round, each round is a row and the judge's verdict is under its winner."""
-    from PIL import Image, ImageDraw
-
     per_round = max((a.get("candidate", 0) for a in attempts), default=0) + 1
     multi = per_round > 1
     if multi:
         columns = per_round
     verdicts = _verdicts(rounds) if multi else {}
-    caption_h, header_h, pad = (53 if multi else 38), 34, 10
-    rows = (len(attempts) + columns - 1) // columns
-    cols = min(columns, len(attempts))
-    sheet = Image.new("RGB", (pad + cols * (tile + pad), header_h + rows * (tile + caption_h + pad)), "white")
-    draw = ImageDraw.Draw(sheet)
-    draw.text((pad, 8), title[:90], fill="black", font=label_font(18))
-    small = label_font(12)
+    tiles = []
     for i, attempt in enumerate(attempts):
-        x = pad + (i % columns) * (tile + pad)
-        y = header_h + (i // columns) * (tile + caption_h + pad)
-        if attempt.get("image"):
-            image = Image.open(io.BytesIO(store.read(attempt["image"]))).convert("RGB")
-            sheet.paste(image.resize((tile, tile)), (x, y))
-        else:
-            draw.rectangle([x, y, x + tile - 1, y + tile - 1], fill=(236, 236, 236))
-            draw.line([x, y, x + tile - 1, y + tile - 1], fill=(200, 80, 80), width=2)
-            draw.line([x + tile - 1, y, x, y + tile - 1], fill=(200, 80, 80), width=2)
-        outline = (30, 150, 60) if i == best else (190, 190, 190)
-        draw.rectangle([x - 1, y - 1, x + tile, y + tile], outline=outline, width=4 if i == best else 1)
-        verdict = verdicts.get(i, "") if multi else None
-        for j, line in enumerate(_caption(attempt, verdict)):
-            colour = (30, 120, 50) if line == "kept as best" else "black"
-            draw.text((x, y + tile + 4 + j * 15), _fit(line, small, tile), fill=colour, font=small)
+        lines = _caption(attempt, verdicts.get(i, "") if multi else None)
+        tiles.append(Tile(store.read(attempt["image"]) if attempt.get("image") else None, lines,
+                          frame=(30, 150, 60) if i == best else PLAIN_FRAME, frame_width=4 if i == best else 1,
+                          line_colours=[(30, 120, 50) if line == "kept as best" else "black" for line in lines]))
+    rows = [tiles[i:i + columns] for i in range(0, len(tiles), columns)]
     path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path)
+    imaging.contact_sheet(rows, title=title[:90], tile=tile).save(path)
     return path

@@ -18,7 +18,9 @@ from typing import List, Optional
 
 import typer
 from rich.table import Table
+
 from drawloop.commands import console, err_console, exit_code
+from drawloop.imaging import Tile, contact_sheet, load_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".svg"}
 
@@ -136,7 +138,6 @@ def _load_query_image(path: Path):
     from PIL import Image
 
     from drawloop.renderers import render
-    from drawloop.imaging import load_image
 
     if path.suffix.lower() == ".svg":
         result = render(path.read_text("utf-8", errors="replace"), "svg", size=256)
@@ -151,7 +152,6 @@ def _load_query_image(path: Path):
 
 def _artifact(meta: dict, index_path: Path | None):
     """The thumbnail of an indexed drawing: its artifact path, absolute or next to the index."""
-    from drawloop.imaging import load_image
 
     raw = meta.get("path")
     if not raw:
@@ -166,23 +166,8 @@ def _artifact(meta: dict, index_path: Path | None):
 
 
 def _contact_sheet(query_image, rows, out: Path, cell: int = 160) -> None:
-    from PIL import Image, ImageDraw
-
-    tiles = ([("query", query_image)] if query_image is not None else []) + \
-            [(f"{i}. {hit.meta.get('concept', '')[:22]} {hit.score:.2f}", image) for i, (hit, image) in enumerate(rows, 1)]
+    tiles = ([Tile(query_image, ["query"])] if query_image is not None else []) + \
+            [Tile(image, [f"{i}. {hit.meta.get('concept', '')[:22]} {hit.score:.2f}"]) for i, (hit, image) in enumerate(rows, 1)]
     columns = min(5, len(tiles)) or 1
-    lines = (len(tiles) + columns - 1) // columns
-    sheet = Image.new("RGB", (columns * cell, lines * (cell + 18)), "white")
-    draw = ImageDraw.Draw(sheet)
-    for n, (caption, image) in enumerate(tiles):
-        x, y = (n % columns) * cell, (n // columns) * (cell + 18)
-        if image is not None:
-            thumb = image.copy()
-            thumb.thumbnail((cell - 8, cell - 8))
-            sheet.paste(thumb, (x + (cell - thumb.width) // 2, y + 4 + (cell - 8 - thumb.height) // 2))
-        else:
-            draw.text((x + 10, y + cell // 2), "(no image)", fill="grey")
-        draw.rectangle((x + 2, y + 2, x + cell - 3, y + cell - 3), outline=(210, 210, 210))
-        draw.text((x + 4, y + cell), caption, fill="black")
     out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out)
+    contact_sheet([tiles[i:i + columns] for i in range(0, len(tiles), columns)], tile=cell).save(out)

@@ -40,7 +40,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from drawloop import imaging
 from drawloop.dataset.reader import find_drawing, row_path
+from drawloop.imaging import Tile
 from drawloop.dataset.splits import SPLITS
 
 SHEET_TILE = 112
@@ -183,10 +185,6 @@ def summarize(rows: list[dict], diversity: dict[str, float], failed: list[dict])
 def contact_sheet(root: Path, level: str, rows: list[dict], path: Path) -> Path:
     """One row per concept (an even spread of at most SHEET_ROWS), its kept drawings side by side,
     each captioned with its score and whether the recognizer got it right."""
-    from PIL import Image, ImageDraw
-
-    from drawloop.runs import label_font
-
     by_concept: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         if not row["duplicate"]:
@@ -194,55 +192,20 @@ def contact_sheet(root: Path, level: str, rows: list[dict], path: Path) -> Path:
     concepts = sorted(by_concept)
     shown = concepts if len(concepts) <= SHEET_ROWS else [
         concepts[i * len(concepts) // SHEET_ROWS] for i in range(SHEET_ROWS)]
-    label_w, caption_h, pad, header_h = 230, 16, 6, 40
     columns = max(1, min(SHEET_COLUMNS, max((len(by_concept[c]) for c in shown), default=1)))
-    width = label_w + columns * (SHEET_TILE + pad) + pad
-    height = header_h + max(1, len(shown)) * (SHEET_TILE + caption_h + pad) + pad
-    sheet = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(sheet)
     kept = sum(len(v) for v in by_concept.values())
     title = f"{level}: {kept} kept drawings of {len(concepts)} concepts"
     if len(shown) < len(concepts):
         title += f" (showing {len(shown)} concepts)"
-    draw.text((pad, 10), title, fill="black", font=label_font(18))
-    caption, small = label_font(13), label_font(11)
-    for i, concept in enumerate(shown):
-        y = header_h + i * (SHEET_TILE + caption_h + pad)
-        for j, line in enumerate(_wrap(concept, 30)[:4]):
-            draw.text((pad, y + 8 + j * 16), line, fill="black", font=caption)
-        members = sorted(by_concept[concept], key=lambda r: r["id"])[:columns]
-        for k, row in enumerate(members):
-            x = label_w + k * (SHEET_TILE + pad)
-            with Image.open(root / row_path(row)) as image:
-                tile = _on_white(image).resize((SHEET_TILE, SHEET_TILE))
-            sheet.paste(tile, (x, y))
-            draw.rectangle([x - 1, y - 1, x + SHEET_TILE, y + SHEET_TILE], outline=(190, 190, 190))
-            mark = "right" if row.get("recognized") else "wrong"
-            draw.text((x, y + SHEET_TILE + 2), f"{float(row.get('score') or 0):.2f} {mark}", fill=(60, 60, 60),
-                      font=small)
+    grid = [[Tile(root / row_path(row), [f"{float(row.get('score') or 0):.2f} "
+                                         + ("right" if row.get("recognized") else "wrong")], line_colours=[(60, 60, 60)])
+             for row in sorted(by_concept[concept], key=lambda r: r["id"])[:columns]] for concept in shown]
+    sheet = imaging.contact_sheet(grid, title=title, tile=SHEET_TILE, row_labels=shown, label_width=224,
+                                  caption_size=11, pad=6)
     buffer = io.BytesIO()
     sheet.save(buffer, format="PNG")
     write_atomic(path, buffer.getvalue())
     return path
-
-
-def _on_white(image):
-    from PIL import Image
-
-    image = image.convert("RGBA")
-    canvas = Image.new("RGBA", image.size, (255, 255, 255, 255))
-    return Image.alpha_composite(canvas, image).convert("RGB")
-
-
-def _wrap(text: str, width: int) -> list[str]:
-    lines, line = [], ""
-    for word in text.split():
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}".strip()
-    return lines + ([line] if line else [])
 
 
 # ---------------------------------------------------------------- the card
