@@ -37,7 +37,7 @@ DISTRACTORS = ["a dog", "a tree", "a car", "a house"]
 
 
 def instant(text: str):
-    from drawloop.llm import ChatLLM
+    from drawloop.llm.chat import ChatLLM
 
     return ChatLLM(GenericFakeChatModel(messages=(AIMessage(content=t) for t in itertools.repeat(text))), retries=0)
 

@@ -4,13 +4,14 @@ import sys
 import types
 
 import pytest
+from conftest import APPLE, SmartChat
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from typer.testing import CliRunner
 
-from conftest import APPLE, SmartChat
 from drawloop import providers
 from drawloop.config import Settings
-from drawloop.llm import ChatLLM, ModelHandle, parse_model_spec
+from drawloop.llm import ModelHandle, parse_model_spec
+from drawloop.llm.chat import ChatLLM
 
 
 class FakeProviderChat(GenericFakeChatModel):
@@ -110,10 +111,10 @@ def test_resuming_a_run_drawn_by_a_passed_model_needs_it_again(tmp_path):
 
 def test_chat_models_against_the_openai_compatible_server(fake_server, tmp_path):
     """The OpenAI-compatible route is unchanged; a langchain ChatOpenAI passed in draws the same."""
-    import drawloop
+    from conftest import FakeOpenAI
     from langchain_openai import ChatOpenAI
 
-    from conftest import FakeOpenAI
+    import drawloop
 
     FakeOpenAI.concept = "a red apple"
     chat = ChatOpenAI(model="fake", base_url=fake_server, api_key="x", max_retries=0)

@@ -116,7 +116,7 @@ def test_exit_codes_follow_one_rule():
     from drawloop.commands import FAILED, USAGE, exit_code
     from drawloop.commands.draw import UserError
     from drawloop.dataset.reader import DatasetBusy, DatasetError
-    from drawloop.llm import LLMError
+    from drawloop.llm.chat import LLMError
     from drawloop.local_model import LocalModelError
     from drawloop.storage import DamagedStorage
     from drawloop.trace.replay import RunNotFound

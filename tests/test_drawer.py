@@ -167,7 +167,7 @@ def test_answer_cut_inside_a_start_tag(tail, kept):
 
 
 def test_degenerate_repetition_guard():
-    from drawloop.llm import degenerate_repetition
+    from drawloop.llm.chat import degenerate_repetition
 
     assert degenerate_repetition("<path d='M0 0" + "L256 256" * 40)
     assert not degenerate_repetition(APPLE * 3)  # repeated markup blocks are long units, not a loop

@@ -1,10 +1,11 @@
 import socket
 
 import pytest
-
 from conftest import FakeOpenAI, fake_llm
+
 from drawloop.config import Settings
-from drawloop.llm import LLMError, ModelHandle, check_reachable, parse_model_spec
+from drawloop.llm import ModelHandle, check_reachable, parse_model_spec
+from drawloop.llm.chat import LLMError
 
 
 def test_parse_model_spec():
@@ -77,7 +78,8 @@ import json
 import threading
 import time
 
-import drawloop.llm as llm_module
+import drawloop.llm.chat as chat_module
+import drawloop.llm.transport as transport_module
 
 
 class _Misbehaving(http.server.BaseHTTPRequestHandler):
@@ -166,7 +168,7 @@ def test_a_trickling_server_meets_one_total_deadline(misbehaving):
 
 
 def test_an_endless_stream_ends_the_call(misbehaving, monkeypatch):
-    monkeypatch.setattr(llm_module, "MAX_ANSWER_BYTES", 256 * 1024)
+    monkeypatch.setattr(transport_module, "MAX_ANSWER_BYTES", 256 * 1024)
     llm = misbehaving("endless", timeout=60.0)
     with pytest.raises(LLMError, match=r"passed 0 MiB|the server is not answering"):
         llm.complete([("user", "draw")], guard=lambda text: False)
@@ -174,7 +176,7 @@ def test_an_endless_stream_ends_the_call(misbehaving, monkeypatch):
 
 def test_retry_after_is_honoured(misbehaving, monkeypatch):
     waits = []
-    monkeypatch.setattr(llm_module.time, "sleep", waits.append)
+    monkeypatch.setattr(chat_module.time, "sleep", waits.append)
     llm = misbehaving("ratelimit", retries=1)
     assert "<circle" in llm.complete([("user", "draw")]).text
     assert waits == [7.0]
@@ -190,9 +192,9 @@ def test_retry_after_as_a_date_and_garbage():
             self.response = Response(value)
 
     soon = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 30))
-    assert 20 <= llm_module._retry_after(RateLimited(soon)) <= 31
-    assert llm_module._retry_after(RateLimited("next tuesday")) is None
-    assert llm_module._retry_after(RateLimited("99999")) == llm_module.MAX_RETRY_AFTER
+    assert 20 <= chat_module._retry_after(RateLimited(soon)) <= 31
+    assert chat_module._retry_after(RateLimited("next tuesday")) is None
+    assert chat_module._retry_after(RateLimited("99999")) == chat_module.MAX_RETRY_AFTER
 
 
 @pytest.mark.parametrize("mode, shown", [("html", r"text/html.*Sign in to the proxy"),

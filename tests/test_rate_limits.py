@@ -5,24 +5,25 @@ import time
 import types
 
 import pytest
+from conftest import APPLE, FakeOpenAI, fake_llm
 from langgraph.types import RetryPolicy
 
 import drawloop.graphs.refine as refine
-import drawloop.llm as llm_module
-from conftest import APPLE, FakeOpenAI, fake_llm
+import drawloop.llm.chat as chat_module
 from drawloop.config import Settings
-from drawloop.llm import LLMError, ModelHandle, RateLimited, watch_rate_limits
+from drawloop.llm import ModelHandle
+from drawloop.llm.chat import LLMError, RateLimited, watch_rate_limits
 
 SLOW_DOWN = (429, "slow down", {"Retry-After": "3"})
 
 
 @pytest.fixture
 def waits(monkeypatch):
-    """ChatLLM's pauses, recorded instead of slept (only drawloop.llm's clock is replaced)."""
+    """ChatLLM's pauses, recorded instead of slept (only drawloop.llm.chat's clock is replaced)."""
     seen: list[float] = []
     clock = types.SimpleNamespace(sleep=seen.append, perf_counter=time.perf_counter, time=time.time,
                                   monotonic=time.monotonic)
-    monkeypatch.setattr(llm_module, "time", clock)
+    monkeypatch.setattr(chat_module, "time", clock)
     return seen
 
 

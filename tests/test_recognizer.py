@@ -74,7 +74,7 @@ def test_recognizer_prompt_never_contains_comments():
     class Spy:
         def complete(self, messages, **kw):
             seen.append(messages[-1][1])
-            from drawloop.llm import Completion
+            from drawloop.llm.chat import Completion
             return Completion("A")
 
     svg = '<svg xmlns="http://www.w3.org/2000/svg"><!-- this is a red apple --><circle r="5"/></svg>'

@@ -5,7 +5,7 @@ from langchain_openai import ChatOpenAI
 from conftest import APPLE, FakeOpenAI
 from drawloop.agents.critic import LLMCodeCritic
 from drawloop.agents.recognizer import CodeRecognizer
-from drawloop.llm import ChatLLM
+from drawloop.llm.chat import ChatLLM
 from drawloop.renderers import render
 from drawloop.state import Drawing
 

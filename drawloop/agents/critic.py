@@ -21,7 +21,7 @@ from drawloop import prompts
 from drawloop.agents.base import ScoreResult, Scorer
 from drawloop.agents.recognizer import strip_hints
 from drawloop.imaging import content_stats
-from drawloop.llm import ChatLLM, LLMError, ask_json
+from drawloop.llm.chat import ChatLLM, LLMError, ask_json
 from drawloop.state import Critique, Drawing
 
 

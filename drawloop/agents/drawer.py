@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 from drawloop import prompts
 from drawloop.agents.base import Draft
 from drawloop.concepts.shapes import shape_spec
-from drawloop.llm import ChatLLM, LLMError, degenerate_repetition
+from drawloop.llm.chat import ChatLLM, LLMError, degenerate_repetition
 from drawloop.state import Attempt
 
 SVG_NS = "http://www.w3.org/2000/svg"

@@ -62,7 +62,7 @@ class VLMJudge:
     source = "vlm"
 
     def __init__(self, llm, fallback: ScoreJudge | None = None):
-        from drawloop.llm import ChatLLM
+        from drawloop.llm.chat import ChatLLM
 
         self.llm = llm if isinstance(llm, ChatLLM) else ChatLLM(llm, retries=1, backoff=0.5)
         self.fallback = fallback or ScoreJudge()
@@ -80,7 +80,7 @@ class VLMJudge:
         from langchain_core.messages import HumanMessage
 
         from drawloop.agents.pixel import png_data_url
-        from drawloop.llm import LLMError
+        from drawloop.llm.chat import LLMError
 
         if not (a.ok and b.ok) or a.png == b.png:
             return self.fallback.compare(a, b)

@@ -488,7 +488,7 @@ class VLMCriticScorer:
     name = "vlm"
 
     def __init__(self, llm, prompt: str = VLM_PROMPT):
-        from drawloop.llm import ChatLLM
+        from drawloop.llm.chat import ChatLLM
 
         self.llm = llm if isinstance(llm, ChatLLM) else ChatLLM(llm, retries=1, backoff=0.5)
         self.prompt = prompt
@@ -500,7 +500,7 @@ class VLMCriticScorer:
         """'openai:gpt-4o-mini', or 'NAME' / 'openai:NAME' served at base_url (vLLM, Ollama, ...)."""
         from langchain_openai import ChatOpenAI
 
-        from drawloop.llm import ChatLLM
+        from drawloop.llm.chat import ChatLLM
 
         name = model.split(":", 1)[1] if model.startswith("openai:") else model
         if not name:
@@ -514,7 +514,7 @@ class VLMCriticScorer:
     def score(self, drawing: Drawing) -> ScoreResult | None:
         from langchain_core.messages import HumanMessage
 
-        from drawloop.llm import LLMError
+        from drawloop.llm.chat import LLMError
 
         if not drawing.ok:
             return None

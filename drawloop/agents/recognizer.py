@@ -16,7 +16,7 @@ import random
 import re
 
 from drawloop import prompts
-from drawloop.llm import ChatLLM, LLMError, ask_json
+from drawloop.llm.chat import ChatLLM, LLMError, ask_json
 from drawloop.state import Drawing, Recognition
 
 

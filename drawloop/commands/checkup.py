@@ -38,7 +38,7 @@ def _levels(values: list[str] | None) -> tuple[str, ...]:
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
-    from drawloop.llm import LLMError
+    from drawloop.llm.chat import LLMError
     from drawloop.local_model import LocalModelError
 
     return (ValueError, LLMError, LocalModelError, FileNotFoundError)

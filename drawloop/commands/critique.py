@@ -42,7 +42,8 @@ def register(app: typer.Typer) -> None:
         """Score drawings with the configured critic, or say which of two is better and why."""
         from drawloop.commands.draw import _settings
         from drawloop.critique import FileCritic
-        from drawloop.llm import LLMError, open_model
+        from drawloop.llm import open_model
+        from drawloop.llm.chat import LLMError
         from drawloop.local_model import LocalModelError
 
         try:

@@ -36,7 +36,7 @@ from drawloop.commands import console, err_console, exit_code
 def _known_errors() -> tuple[type[BaseException], ...]:
     from drawloop.dataset.reader import DatasetError
     from drawloop.graphs.batch import BatchAborted
-    from drawloop.llm import LLMError
+    from drawloop.llm.chat import LLMError
     from drawloop.local_model import LocalModelError
 
     return (ValueError, LLMError, LocalModelError, BatchAborted, DatasetError, OSError)  # OSError: disk full...

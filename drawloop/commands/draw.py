@@ -50,7 +50,7 @@ def _settings(**options):
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
-    from drawloop.llm import LLMError
+    from drawloop.llm.chat import LLMError
     from drawloop.local_model import LocalModelError
 
     return (ValueError, LLMError, LocalModelError, FileNotFoundError, UserError)

@@ -136,7 +136,7 @@ class RefineNodes:
     def _watched(self, node: str, config, call: Callable[[], Any], **where: Any) -> Any:
         """call(), and when a model call in it stayed rate-limited and the RetryPolicy has attempts
         left, an "info" trace event and NodeRateLimited instead of the spoilt result."""
-        from drawloop.llm import watch_rate_limits
+        from drawloop.llm.chat import watch_rate_limits
 
         with watch_rate_limits() as hits:
             result = call()
