@@ -12,8 +12,8 @@ from rich.console import Console
 
 from conftest import FakeOpenAI
 from drawloop.trace.events import traced
-from drawloop.trace.replay import (RunNotFound, find_run, list_runs, load_run, render_run, run_summary,
-                                   run_to_dict)
+from drawloop.trace.replay import RunNotFound, find_run, list_runs, load_run, run_summary, run_to_dict
+from drawloop.trace.show import render_run
 
 RECORDED = Path(__file__).parent / "recorded_runs" / "20261125-135755-a-bicycle-32f2"
 NODES = ["draw", "render", "recognize", "critique", "decide"]

@@ -42,7 +42,8 @@ def show_command(
 ) -> None:
     """Replay a run: a tree of iterations and nodes with time, tokens, what the recognizer saw,
     the critic's score and feedback, and a thumbnail of each drawing."""
-    from drawloop.trace.replay import RunNotFound, find_run, load_run, render_run, run_to_dict
+    from drawloop.trace.replay import RunNotFound, find_run, load_run, run_to_dict
+    from drawloop.trace.show import render_run
 
     try:
         trace = load_run(find_run(run, runs_dir or default_runs_dir()))
