@@ -6,7 +6,8 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-import drawloop.concepts as C
+import drawloop.concepts.data as D
+import drawloop.concepts.generated as G
 from drawloop.concepts import (
     LEVELS, Concept, distractors_for, generate_compositions, generate_effects, generate_relations,
     get_concept, load_concepts, slugify,
@@ -19,8 +20,8 @@ GENERATORS = {"compositions": generate_compositions, "effects": generate_effects
 @pytest.fixture(scope="module")
 def everything() -> list[Concept]:
     """The loaded set plus every concept the generators can make, with distractors."""
-    generated = [C._with_distractors(c) for c in C._universe().values()]
-    return load_concepts(C.CURATED_LEVELS) + generated
+    generated = [G.with_distractors(c) for c in G.universe().values()]
+    return load_concepts(D.CURATED_LEVELS) + generated
 
 
 # --- the set ---------------------------------------------------------------------------------
@@ -35,15 +36,15 @@ def test_levels_meet_the_paper_counts():
 
 
 def test_names_are_unique_and_generated_names_never_shadow_curated_ones():
-    keys = [C._key(c.name) for c in load_concepts(C.CURATED_LEVELS)]
+    keys = [D.concept_key(c.name) for c in load_concepts(D.CURATED_LEVELS)]
     assert len(keys) == len(set(keys))
-    assert not set(keys) & set(C._universe())
+    assert not set(keys) & set(G.universe())
 
 
 def test_every_concept_has_level_category_and_curated_ones_no_parts():
     for c in load_concepts():
         assert c.level in LEVELS and c.category and c.name == c.name.strip()
-        assert (c.parts == ()) == (c.level in C.CURATED_LEVELS)
+        assert (c.parts == ()) == (c.level in D.CURATED_LEVELS)
 
 
 def test_objects_cover_everyday_categories():
@@ -59,15 +60,15 @@ def test_articles_agree_everywhere(everything):
     # "a owl-shaped cake" or a hand-typed "a orange heart" would read wrong to the drawing model
     for c in everything:
         for text in (c.name, *c.distractors):
-            assert C._fix_articles(text) == text, text
+            assert D.fix_articles(text) == text, text
 
 
 def test_data_file_references_only_real_objects():
     objects = {c.name for c in load_concepts("objects")}
-    curated = {c.name for c in load_concepts(C.CURATED_LEVELS)}
-    for a, b in C._data()["not_distractors"]:
+    curated = {c.name for c in load_concepts(D.CURATED_LEVELS)}
+    for a, b in D.tables()["not_distractors"]:
         assert a in curated and b in curated, (a, b)
-    gen = C._data()["generators"]
+    gen = D.tables()["generators"]
     pools = gen["relations"]["pools"]
     used = [*gen["compositions"]["shape_sources"], *gen["compositions"]["shaped_things"],
             *gen["effects"]["universal_objects"], *[o for pool in pools.values() for o in pool],
@@ -81,10 +82,10 @@ def test_data_file_references_only_real_objects():
 
 def test_every_distractor_list_is_well_formed(everything):
     for c in everything:
-        keys = [C._key(d) for d in c.distractors]
+        keys = [D.concept_key(d) for d in c.distractors]
         assert len(keys) >= 4, c
         assert len(set(keys)) == len(keys), c
-        assert C._key(c.name) not in keys, c
+        assert D.concept_key(c.name) not in keys, c
         assert all(d.strip() == d and d for d in c.distractors), c
 
 
@@ -92,7 +93,7 @@ def test_distractors_never_show_what_the_picture_also_shows(everything):
     # "a cake" is in the picture of "a car-shaped cake"; "a dog" and "a wolf" look alike
     for c in everything:
         assert not set(c.parts) & set(c.distractors), c
-        assert not any(C._compatible(c.name, d) for d in c.distractors), c
+        assert not any(D.compatible(c.name, d) for d in c.distractors), c
 
 
 def test_object_distractors_come_mostly_from_the_same_category():
@@ -175,9 +176,9 @@ def test_generators_are_deterministic_under_a_seed(level):
 
 
 def test_generated_samples_cover_every_kind():
-    relation_kinds = {c.category for c in C._universe().values() if c.level == "relations"}
+    relation_kinds = {c.category for c in G.universe().values() if c.level == "relations"}
     assert {c.category for c in generate_relations(len(relation_kinds), seed=4)} == relation_kinds
-    effect_kinds = {k["kind"] for k in C._data()["generators"]["effects"]["kinds"]}
+    effect_kinds = {k["kind"] for k in D.tables()["generators"]["effects"]["kinds"]}
     assert {c.category for c in generate_effects(len(effect_kinds), seed=4)} == effect_kinds
 
 
@@ -186,7 +187,7 @@ def test_compositions_are_two_unrelated_objects():
     for c in generate_compositions(100, seed=9):
         a, b = c.parts
         assert re.fullmatch(r"an? [a-z' -]+-shaped [a-z' -]+", c.name), c.name
-        assert c.name.endswith(f"-shaped {C._noun(b)}") and f" {C._noun(a)}-shaped" in c.name
+        assert c.name.endswith(f"-shaped {D.noun(b)}") and f" {D.noun(a)}-shaped" in c.name
         assert a != b and category[a] != category[b]
 
 
@@ -194,9 +195,9 @@ def test_relations_name_their_parts():
     for c in generate_relations(120, seed=2):
         assert 1 <= len(c.parts) <= 2
         if len(c.parts) == 2:
-            assert c.name.startswith(c.parts[0]) and c.name.endswith(C._noun(c.parts[1]))
+            assert c.name.startswith(c.parts[0]) and c.name.endswith(D.noun(c.parts[1]))
         else:
-            assert C._data()["generators"]["relations"]["plurals"][c.parts[0]] in c.name
+            assert D.tables()["generators"]["relations"]["plurals"][c.parts[0]] in c.name
 
 
 # --- lookup and slugs --------------------------------------------------------------------------
