@@ -22,8 +22,9 @@ import torch
 
 from drawloop.vision.augment import augment
 from drawloop.vision.backbone import BackboneConfig
+from drawloop.vision.contrastive import build_model
 from drawloop.vision.procedural import generate
-from drawloop.vision.ssl import TrainConfig, build_model
+from drawloop.vision.ssl import TrainConfig
 
 
 def time_steps(method: str, images: torch.Tensor, steps: int, batch: int) -> tuple[float, float]:

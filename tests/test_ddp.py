@@ -21,12 +21,13 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
-from drawloop.vision import distributed, ssl
+from drawloop.vision import contrastive, distributed, ssl
 from drawloop.vision.augment import augment
 from drawloop.vision.backbone import BackboneConfig, build_backbone
+from drawloop.vision.contrastive import MoCo
 from drawloop.vision.distributed import launch, train_in_processes
 from drawloop.vision.procedural import generate
-from drawloop.vision.ssl import MoCo, TrainConfig, train
+from drawloop.vision.ssl import TrainConfig, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # each spawn is ~5 s; on a loaded machine, minutes
 
@@ -86,7 +87,7 @@ def _recording(fn, marker: Path):
 
 def _simclr_rank(images, config, out, markers):
     """One rank of the SimCLR run: no batch norm, and a note of which rank writes files."""
-    ssl.build_backbone = _unnormalised_backbone
+    contrastive.build_backbone = _unnormalised_backbone
     rank = distributed.world().rank
     for name in ("_save_checkpoint", "save_backbone"):
         setattr(ssl, name, _recording(getattr(ssl, name), Path(markers) / f"{name}-{rank}"))
@@ -99,7 +100,7 @@ def test_simclr_negatives_span_both_processes_and_only_rank_0_writes(images, tmp
     # With only local negatives the first loss would already differ; with a gather that dropped the
     # other rank's gradient, the later ones.
     config = _config(method="simclr")
-    monkeypatch.setattr(ssl, "build_backbone", _unnormalised_backbone)
+    monkeypatch.setattr(contrastive, "build_backbone", _unnormalised_backbone)
     one = train(images, config, tmp_path / "one", progress=False)
     markers = tmp_path / "markers"
     markers.mkdir()

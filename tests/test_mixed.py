@@ -14,7 +14,8 @@ from drawloop.vision.mixed import (
     parse_mix,
 )
 from drawloop.vision.procedural import generate
-from drawloop.vision.ssl import MoCo, TrainConfig, train
+from drawloop.vision.contrastive import MoCo
+from drawloop.vision.ssl import TrainConfig, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # fixture in conftest.py
 

@@ -8,16 +8,8 @@ import torch.nn.functional as F
 from drawloop.vision.augment import AugmentConfig, augment
 from drawloop.vision.backbone import BackboneConfig, load_backbone
 from drawloop.vision.procedural import generate
-from drawloop.vision.ssl import (
-    MoCo,
-    SimCLR,
-    TrainConfig,
-    cosine_lr,
-    nt_xent,
-    pick_device,
-    queue_size_for,
-    train,
-)
+from drawloop.vision.contrastive import MoCo, SimCLR, nt_xent, queue_size_for
+from drawloop.vision.ssl import TrainConfig, cosine_lr, pick_device, train
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # fixture in conftest.py
