@@ -5,7 +5,8 @@ import torch
 from PIL import Image
 
 from drawloop.vision.backbone import BackboneConfig
-from drawloop.vision.compare import CompareConfig, equal_budget, run_comparison, slug, summarise
+from drawloop.vision.compare import CompareConfig, equal_budget, run_comparison, slug
+from drawloop.vision.compare_report import summarise
 from drawloop.vision.probe import ProbeSet
 
 

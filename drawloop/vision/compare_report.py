@@ -1,4 +1,8 @@
-"""The committed report of a comparison: vision-from-text.md and vision-from-text.png in a folder.
+"""What a comparison's rows become: its tables and chart, and the committed report.
+
+    rows = summarise(runs)                          # one row per source: mean ± sample std over seeds
+    markdown_table(rows, config, budget, probe_sets)                   # the run folder's compare.md
+    plot(rows, Path("compare.png"), subtitle(config, budget, probe_sets), ["fashion-mnist"])
 
     drawloop compare --drawings data/llm-drawings.jsonl --report docs/results/
     # docs/results/vision-from-text.md: setup, results, the winner and by how much, a stub to fill in
@@ -7,21 +11,145 @@
 Written by compare.run_comparison(report=DIR). Everything in it is measured in that run or read from
 its inputs (the drawings file's `model` field names what drew the drawings); the one exception is the
 "What this scale can and cannot say" section, a stub for the writer with the figures it needs filled in.
+compare.py trains and probes; this module only turns its rows into text and figures.
 """
 
 from __future__ import annotations
 
 import shlex
+import statistics
 from pathlib import Path
 
+from drawloop.vision.data import PROCEDURAL_PREFIX
 from drawloop.vision.mixed import SEPARATOR
 
 REFERENCES = ("random init", "pixels")
 
 
+def summarise(runs: list[dict]) -> list[dict]:
+    """One row per source: mean and sample standard deviation of each accuracy over its seeds, for the
+    first probe set at the top level and for every probe set under row["probes"][name]."""
+    rows = []
+    for source in dict.fromkeys(r["source"] for r in runs):
+        group = [r for r in runs if r["source"] == source]
+        row = {"source": source, "seeds": len(group), "images": group[0]["images"],
+               "epochs": group[0]["epochs"], "train_s": statistics.mean(r["train_s"] for r in group)}
+        row.update(_stats([r["linear"] for r in group], [r["knn"] for r in group]))
+        names = [n for n in (group[0].get("probes") or {})
+                 if all(n in (r.get("probes") or {}) for r in group)]
+        row["probes"] = {n: _stats([r["probes"][n]["linear"] for r in group],
+                                   [r["probes"][n]["knn"] for r in group])
+                         for n in names}
+        rows.append(row)
+    return rows
+
+
+def _stats(linear: list[float], knn: list[float]) -> dict:
+    out = {}
+    for metric, values in (("linear", linear), ("knn", knn)):
+        out[metric] = statistics.mean(values)
+        out[f"{metric}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        out[f"{metric}_runs"] = values
+    return out
+
+
+def subtitle(config, budget: int, probe_sets: list) -> str:
+    probed = "; ".join(f"{p.name} {p.describe()['train']} train / {p.describe()['test']} test"
+                       for p in probe_sets)
+    return (f"{config.method}, {budget} images x {config.epochs} epochs, {config.size} px, "
+            f"{config.backbone.arch} width {config.backbone.width}, seeds {','.join(map(str, config.seeds))}; probe: {probed}")
+
+
+def markdown_table(rows: list[dict], config, budget: int, probe_set, wall_s: float | None = None) -> str:
+    probe_sets = (list(probe_set) if isinstance(probe_set, (list, tuple))
+                  else [] if probe_set is None else [probe_set])
+    described = "; ".join(f"{p.name}, {p.describe()['train']} train / {p.describe()['test']} test photos"
+                          for p in probe_sets)
+    lines = [
+        "# Equal-budget comparison: self-supervised training, judged on real photos",
+        "",
+        f"Method {config.method}, backbone {config.backbone.arch} width {config.backbone.width}, "
+        f"{config.size} px, batch {config.batch_size}, lr {config.lr}; probe: {described} "
+        "(class-balanced subsets), frozen features. "
+        "Accuracy is mean ± sample std over seeds (individual runs in brackets)."
+        + (f" Whole comparison: {wall_s / 60:.1f} min." if wall_s else ""),
+        "",
+    ]
+    for i, p in enumerate(probe_sets):
+        if len(probe_sets) > 1:
+            lines += [f"## {p.name}", ""]
+        lines += ["| source | images | epochs | train time / run | linear probe | kNN (k=20) |",
+                  "|---|---:|---:|---:|---|---|"]
+        for r in rows:
+            stats = r if i == 0 else r["probes"].get(p.name)
+            if stats is None:
+                continue
+            time_s = f"{r['train_s'] / 60:.1f} min" if r["train_s"] else "–"
+            lines.append(f"| {r['source']} | {r['images'] or '–'} | {r['epochs'] or '–'} | {time_s} | "
+                         f"{_seeds_cell(stats, 'linear', r['seeds'])} | "
+                         f"{_seeds_cell(stats, 'knn', r['seeds'])} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _seeds_cell(stats: dict, metric: str, seeds: int) -> str:
+    runs = ", ".join(f"{100 * v:.1f}" for v in stats[f"{metric}_runs"])
+    if seeds == 1:
+        return f"{100 * stats[metric]:.2f}%"
+    return f"{100 * stats[metric]:.2f} ± {100 * stats[f'{metric}_std']:.2f}% [{runs}]"
+
+
+def plot(rows: list[dict], path: Path, subtitle: str, probe_names: list[str] | None = None) -> Path:
+    """Bars (mean) with error bars (sample std) and a dot per seed, one panel per probe set."""
+    import matplotlib   # a slow import, and its backend must be chosen first: only when plotting
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    probe_names = probe_names or [None]
+    names = [r["source"].removeprefix(PROCEDURAL_PREFIX).replace(SEPARATOR + PROCEDURAL_PREFIX, SEPARATOR)
+             for r in rows]
+    x = range(len(rows))
+    fig, axes = plt.subplots(len(probe_names), 1,
+                             figsize=(max(6, 1.4 * len(rows) + 2), 4.4 * len(probe_names)), squeeze=False)
+    for j, (ax, probe_name) in enumerate(zip(axes[:, 0], probe_names)):
+        stats = [r if j == 0 else r["probes"][probe_name] for r in rows]
+        for offset, metric, colour in ((-0.2, "linear", "#3b6fb6"), (0.2, "knn", "#e08a2c")):
+            means = [100 * s[metric] for s in stats]
+            stds = [100 * s[f"{metric}_std"] for s in stats]
+            bars = ax.bar([i + offset for i in x], means, 0.38, yerr=stds, capsize=3, color=colour,
+                          label="linear probe" if metric == "linear" else "kNN (k=20)")
+            for bar, r in zip(bars, rows):
+                if r["source"] in REFERENCES:  # references, not trained sources: hatched and paler
+                    bar.set_alpha(0.55)
+                    bar.set_hatch("//")
+            for i, s in enumerate(stats):  # each seed as a dot, so two seeds are never hidden in one bar
+                ax.scatter([i + offset] * len(s[f"{metric}_runs"]), [100 * v for v in s[f"{metric}_runs"]],
+                           s=10, color="black", zorder=3)
+            for i, m in enumerate(means):
+                ax.text(i + offset, m + stds[i] + 0.15, f"{m:.1f}", ha="center", va="bottom", fontsize=7,
+                        clip_on=True)
+        values = [100 * v for s in stats for m in ("linear", "knn") for v in s[f"{m}_runs"]]
+        # zoomed: the gaps are a few points; room for labels
+        ax.set_ylim(max(0, min(values) - 5), max(values) + 3)
+        ax.set_xticks(list(x), names, rotation=15)
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title("Self-supervised on synthetic images, judged on real photos"
+                     f" ({probe_name or 'Fashion-MNIST'})", fontsize=10, pad=10)
+        ax.legend(loc="upper left", fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    fig.text(0.5, 0.005, subtitle + "\ny axis zoomed (does not start at 0); hatched = references, "
+             "not trained; dots = single seeds, bars = mean ± sample std", ha="center", fontsize=7,
+             color="#444")
+    fig.tight_layout(rect=(0, 0.06 / len(probe_names), 1, 1))
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
 def write_report(folder: Path, rows: list[dict], runs: list[dict], config, budget: int, probe_sets: list,
                  meta: dict, run_dir: Path) -> tuple[Path, Path]:
-    from drawloop.vision.compare import REPORT_NAME, plot, subtitle
+    from drawloop.vision.compare import REPORT_NAME
 
     folder.mkdir(parents=True, exist_ok=True)
     md, png = folder / f"{REPORT_NAME}.md", folder / f"{REPORT_NAME}.png"
@@ -93,7 +221,7 @@ def verdict(ranked: list[dict], metric: str, seeds: int) -> str:
 
 
 def report_markdown(rows, runs, config, budget, probe_sets, meta, run_dir, chart: str, folder: Path) -> str:
-    from drawloop.vision.compare import LLM, PROCEDURAL_PREFIX
+    from drawloop.vision.compare import LLM
 
     drawings = meta.get("drawings") or {}
     models = drawings.get("models") or {}
