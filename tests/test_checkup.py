@@ -1,4 +1,5 @@
-"""graphs/checkup.py with scripted agents: known scores, known answers, known embeddings.
+"""drawloop/checkup (the run, people's drawings, the CLI) with scripted agents: known scores,
+known answers, known embeddings.
 
 Every drawing carries its intended score as class="qX" (it survives the SVG cleaning of people's
 drawings); the fake critic reads it back, the fake recognizer is right exactly when q >= 0.5.
@@ -16,8 +17,9 @@ import pytest
 from typer.testing import CliRunner
 
 from drawloop.agents.base import Draft
-from drawloop.graphs.checkup import (CheckupPlan, Checkup, clean_svg_source, code_names, content_words,
-                                     human_drawings, names_concept, shows)
+from drawloop.checkup import Checkup, CheckupPlan
+from drawloop.checkup.people import (clean_svg_source, code_names, content_words, human_drawings,
+                                     names_concept, shows)
 from drawloop.config import Settings
 
 COLOURS = {0: "#ff0000", 1: "#00ff00", 2: "#ffff00"}   # sample k paints its canvas this colour
@@ -360,7 +362,7 @@ def test_a_failing_loop_ends_the_pool_without_waiting_for_loops_blocked_on_the_m
     """One loop's error surfaces at once although another loop still waits (the pool used to join
     it first: minutes with a real model); loops_still_running tells the command to exit without
     joining it, and turns False once it ends."""
-    from drawloop.graphs.checkup import loops_still_running
+    from drawloop.checkup import loops_still_running
 
     release = threading.Event()
 
@@ -378,7 +380,7 @@ def test_a_failing_loop_ends_the_pool_without_waiting_for_loops_blocked_on_the_m
 
 
 def test_with_several_candidates_the_curves_follow_each_rounds_top_candidate():
-    from drawloop.graphs.checkup import round_winners
+    from drawloop.checkup.results import round_winners
 
     attempts = [{"iteration": i, "round": i // 2, "candidate": i % 2} for i in range(6)]
     rounds = [{"winner": 1}, {"winner": 2}, {"winner": 5}]

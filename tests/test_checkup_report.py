@@ -1,4 +1,5 @@
-"""drawloop/report: every metric's arithmetic on hand-made results, the report and the comparison."""
+"""drawloop/checkup's report: every metric's arithmetic on hand-made results, the report and the
+comparison."""
 
 import json
 import re
@@ -8,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from drawloop.report import compare, write_report
-from drawloop.report import metrics as m
+from drawloop.checkup import compare, write_report
+from drawloop.checkup import metrics as m
 
 CHOICES_A = ["a red circle", "a blue circle", "a red square", "a yellow circle", "a red triangle"]
 CHOICES_B = ["a crown", "a cat", "a zebra", "a koala", "a rotary telephone"]

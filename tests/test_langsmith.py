@@ -106,7 +106,7 @@ def test_a_dataset_keeps_its_trace_key_across_resumes(tmp_path):
 
 
 def test_checkup_threads_are_unique_to_the_checkup_and_kept_on_resume(tmp_path, monkeypatch):
-    import drawloop.graphs.checkup as checkup
+    import drawloop.checkup.run as checkup
     from test_checkup import cat_gallery, make_checkup
 
     from drawloop.agents.recognizer import make_choices

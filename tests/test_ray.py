@@ -207,7 +207,7 @@ def test_a_checkup_on_ray_resumes_after_an_interruption(tmp_path, model, executo
     from test_checkup import ColourEmbedder, cat_gallery
 
     from drawloop.agents.recognizer import make_choices
-    from drawloop.graphs.checkup import CheckupPlan, run_checkup
+    from drawloop.checkup import CheckupPlan, run_checkup
     from drawloop.graphs.refine import default_distractors
     from drawloop.llm import open_model
 

@@ -25,6 +25,10 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
+from drawloop.checkup import (HEADLINE_ROWS, CheckupPlan, compare, loops_still_running, run_checkup,
+                              write_report)
+from drawloop.checkup import metrics as m
+from drawloop.checkup.report import fmt
 from drawloop.commands.interrupt import StopOnCtrlC, exit_now
 from drawloop.commands import console, err_console, exit_code
 
@@ -45,9 +49,6 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 
 
 def _headline_table(results: dict) -> Table:
-    from drawloop.report import metrics as m
-    from drawloop.report.checkup import HEADLINE_ROWS, fmt
-
     headline = m.headline(results)
     table = Table(title=f"check-up · {results['model']}", show_header=False)
     for key, label, pct in HEADLINE_ROWS:
@@ -56,37 +57,44 @@ def _headline_table(results: dict) -> Table:
 
 
 def register(app: typer.Typer) -> None:
-    checkup_app = typer.Typer(help="The vision check-up: generation, recognition, self-correction, diversity.",
-                              no_args_is_help=False)
+    checkup_app = typer.Typer(help="The vision check-up: generation, recognition, self-correction, "
+                                   "diversity.", no_args_is_help=False)
 
     @checkup_app.callback(invoke_without_command=True)
     def checkup(
         ctx: typer.Context,
-        model: Optional[str] = typer.Option(None, help="local | local:/path.gguf | openai:NAME (default: local)."),
+        model: Optional[str] = typer.Option(None, help="local | local:/path.gguf | openai:NAME "
+                                                       "(default: local)."),
         base_url: Optional[str] = typer.Option(None, help="Any OpenAI-compatible server, e.g. "
                                                           "http://localhost:8000/v1."),
         levels: Optional[List[str]] = typer.Option(None, "--levels", "--level",
                                                    help="Levels, comma-separated or repeated "
                                                         "(default: shapes,objects,scenes)."),
-        concepts_per_level: int = typer.Option(10, help="Concepts per level, evenly spread over the level's list."),
+        concepts_per_level: int = typer.Option(10, help="Concepts per level, evenly spread over the "
+                                                        "level's list."),
         samples: int = typer.Option(2, help="Independent drawings per concept (each runs both loops)."),
         iters: int = typer.Option(4, help="Rounds per loop, first draft included."),
         candidates: int = typer.Option(1, "--candidates", "-N", help="Drafts per round, judged pairwise."),
-        out: Optional[Path] = typer.Option(None, "--out", help="Check-up directory (default: runs/checkup-<model>)."),
+        out: Optional[Path] = typer.Option(None, "--out", help="Check-up directory "
+                                                               "(default: runs/checkup-<model>)."),
         concurrency: Optional[int] = typer.Option(None, help="Threads worked on at once (default 2; the "
                                                              "embedded model gets one slot per thread)."),
-        retry_failed: bool = typer.Option(False, "--retry-failed", help="Redo finished loops in which the model "
-                                                                        "could not be reached (timeouts)."),
-        human_per_concept: int = typer.Option(2, help="People's openclipart drawings recognized per concept."),
-        human_max_chars: int = typer.Option(12000, help="Skip people's SVGs longer than this after metadata is "
-                                                        "removed (the model reads them)."),
+        retry_failed: bool = typer.Option(False, "--retry-failed", help="Redo finished loops in which the "
+                                                                        "model could not be reached "
+                                                                        "(timeouts)."),
+        human_per_concept: int = typer.Option(2, help="People's openclipart drawings recognized per "
+                                                      "concept."),
+        human_max_chars: int = typer.Option(12000, help="Skip people's SVGs longer than this after metadata "
+                                                        "is removed (the model reads them)."),
         temperature: float = typer.Option(0.7),
         max_tokens: Optional[int] = typer.Option(None, help="Token cap per drawing (default 1200)."),
         seed: int = typer.Option(0, help="Base seed: sample k uses seed + 1000k."),
-        executor_name: str = typer.Option("thread", "--executor", help="thread: loops on threads here; ray: on "
-                                          "a Ray cluster's workers (pip install 'drawloop[cluster]')."),
+        executor_name: str = typer.Option("thread", "--executor", help="thread: loops on threads here; "
+                                          "ray: on a Ray cluster's workers "
+                                          "(pip install 'drawloop[cluster]')."),
         ray_address: Optional[str] = typer.Option(None, "--ray-address", help="With --executor ray: auto or "
-                                                  "ray://HOST:10001; default: start Ray here unless one is running."),
+                                                  "ray://HOST:10001; default: start Ray here unless one is "
+                                                  "running."),
         checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="postgresql://user@host:port/db: "
                                                  "checkpoints in Postgres (default: OUT/checkpoints.sqlite). "
                                                  "Env: DRAWLOOP_CHECKPOINT."),
@@ -95,9 +103,7 @@ def register(app: typer.Typer) -> None:
         if ctx.invoked_subcommand is not None:
             return
         from drawloop.config import Settings
-        from drawloop.graphs.checkup import CheckupPlan, run_checkup
         from drawloop.llm import open_model
-        from drawloop.report import write_report
         from drawloop.graphs.ray_executor import make_executor, model_label
         from drawloop.runs import slug
 
@@ -115,34 +121,34 @@ def register(app: typer.Typer) -> None:
                                human_max_chars=human_max_chars, seed=seed, retry_failed=retry_failed)
             plan.validate()
             # None: the check-up's own thread pool; Ray: its workers open the model, none is opened here
-            executor = None if executor_name == "thread" and not ray_address else make_executor(executor_name, ray_address)
+            executor = (None if executor_name == "thread" and not ray_address
+                        else make_executor(executor_name, ray_address))
             out = out or Path(settings.runs_dir) / f"checkup-{slug(settings.model, 40)}"
             # Ctrl-C ends the process at once (commands/interrupt.py): checkpoints hold every finished node.
-            with StopOnCtrlC(lambda: f"rerun the same command (same --out {out}) to resume; finished work is kept",
-                             err_console) as stop:
+            with StopOnCtrlC(lambda: f"rerun the same command (same --out {out}) to resume; "
+                                     "finished work is kept", err_console) as stop:
                 try:
                     with contextlib.nullcontext() if executor else open_model(settings) as models:
                         label = models.label if models else model_label(settings)
                         console.print(f"[bold]drawloop checkup[/] · {label} · {len(plan.concepts())} "
                                       f"concepts × {samples} samples × {iters} iterations → {out}")
                         results = _run_with_progress(out, plan, settings, models,
-                                                     functools.partial(run_checkup, checkpoint=checkpoint, executor=executor), stop)
+                                                     functools.partial(run_checkup, checkpoint=checkpoint,
+                                                                       executor=executor), stop)
                 except KeyboardInterrupt:
                     stop.interrupted()
             if executor is not None:
                 executor.close()
             report = write_report(out)
         except _known_errors() as exc:
-            from drawloop.graphs.checkup import loops_still_running
-
             err_console.print(f"[red]error:[/] {exc}")
             if loops_still_running(timeout=1.0):
-                err_console.print("finished work is kept; fix the cause and rerun the same command to resume.")
-                exit_now(exit_code(exc))   # other loops still wait on the model: a normal exit would wait minutes
+                err_console.print("finished work is kept; fix the cause and rerun the same command to "
+                                  "resume.")
+                # other loops still wait on the model: a normal exit would wait minutes
+                exit_now(exit_code(exc))
             raise typer.Exit(exit_code(exc))
         except Exception:
-            from drawloop.graphs.checkup import loops_still_running
-
             if not loops_still_running(timeout=1.0):
                 raise
             traceback.print_exc()   # a bug: show it, but do not wait minutes for the model first
@@ -157,8 +163,6 @@ def register(app: typer.Typer) -> None:
         out: Optional[Path] = typer.Option(None, "--out", help="Where compare.md and compare.png go."),
     ) -> None:
         """Put two check-ups side by side (markdown + figure)."""
-        from drawloop.report import compare
-
         try:
             path = compare(dir_a, dir_b, out)
         except (FileNotFoundError, ValueError, KeyError) as exc:
@@ -174,7 +178,8 @@ def _run_with_progress(out, plan, settings, models, run_checkup, stop=None):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.fields[last]}", markup=False), console=console, transient=False) as progress:
+                  TextColumn("{task.fields[last]}", markup=False), console=console,
+                  transient=False) as progress:
         if stop is not None:
             stop.live = progress
         tasks: dict[str, int] = {}
@@ -189,6 +194,7 @@ def _run_with_progress(out, plan, settings, models, run_checkup, stop=None):
             # What the model is doing right now: loops take minutes with a local model.
             if event.phase != "start" or "drawing loops" not in tasks:
                 return
-            progress.update(tasks["drawing loops"], last=f"{event.thread} · iteration {event.iteration} · {event.node}")
+            progress.update(tasks["drawing loops"],
+                            last=f"{event.thread} · iteration {event.iteration} · {event.node}")
 
         return run_checkup(out, plan, settings, models, on_progress=on_progress, on_event=on_event)
