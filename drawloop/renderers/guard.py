@@ -1,5 +1,8 @@
 """The SVG guard: a pure parse that refuses anything an engine could use to reach outside the drawing.
 
+(One file on purpose, ~760 lines: it is one security boundary, and the parse, the walk, the reference
+and marker bounds and the re-serialisation share its invariants; an audit reads it top to bottom.)
+
     from drawloop.renderers.guard import check_svg
     checked = check_svg(code, canvas=256)
     if checked.ok:
@@ -102,8 +105,8 @@ _MARKER_DECLARATION = re.compile(r"(?:^|[;{}])\s*+(marker(?:-start|-mid|-end)?+)
                                  re.IGNORECASE)
 _XML_SPACE = re.compile(r"[ \t\r\n]*+")
 _NUMBER = re.compile(r"[0-9]++(?:\.[0-9]*+)?+|\.[0-9]++")
-_LENGTH = re.compile(r"\s*+((?:[0-9]++(?:\.[0-9]++)?+|\.[0-9]++)(?:e[-+]?+[0-9]++)?+)\s*+(px|pt|pc|mm|cm|in)?+\s*+",
-                     re.IGNORECASE)
+_LENGTH = re.compile(r"\s*+((?:[0-9]++(?:\.[0-9]++)?+|\.[0-9]++)(?:e[-+]?+[0-9]++)?+)"
+                     r"\s*+(px|pt|pc|mm|cm|in)?+\s*+", re.IGNORECASE)
 _UNIT_PX = {None: 1.0, "px": 1.0, "pt": 4 / 3, "pc": 16.0, "mm": 96 / 25.4, "cm": 96 / 2.54, "in": 96.0}
 
 
@@ -287,8 +290,9 @@ def _fromstring(code: str) -> ET.Element:
     try:
         return SafeET.fromstring(code, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
-        kind = {"DTDForbidden": "a <!DOCTYPE> declaration", "EntitiesForbidden": "an <!ENTITY> declaration",
-                "ExternalReferenceForbidden": "an external reference"}.get(type(exc).__name__, type(exc).__name__)
+        kinds = {"DTDForbidden": "a <!DOCTYPE> declaration", "EntitiesForbidden": "an <!ENTITY> declaration",
+                 "ExternalReferenceForbidden": "an external reference"}
+        kind = kinds.get(type(exc).__name__, type(exc).__name__)
         raise Refused(f"found {kind}: DTDs, entities and external references are not allowed in drawings; "
                       "remove them and write plain SVG elements") from None
     except RecursionError:
@@ -419,7 +423,8 @@ def _keep(child: ET.Element, warnings: list[str]) -> bool:
 def _only_metadata(element: ET.Element) -> bool:
     """No text and no SVG/XHTML elements inside: nothing any engine could show."""
     for inner in element.iter():
-        if (inner.text or "").strip() or inner is not element and _split(inner.tag)[0] in (None, SVG_NS, XHTML_NS):
+        if ((inner.text or "").strip()
+                or inner is not element and _split(inner.tag)[0] in (None, SVG_NS, XHTML_NS)):
             return False
     return True
 
@@ -448,7 +453,8 @@ def _check_attributes(element: ET.Element, local: str, ids: dict, limits: GuardL
         if name == "id":
             ids.setdefault(value.strip(), element)
         elif name == "style" or name in URL_PROPERTIES:
-            where = f"the style attribute of <{local}>" if name == "style" else f'{name}="{_clip(value)}" on <{local}>'
+            where = (f"the style attribute of <{local}>" if name == "style"
+                     else f'{name}="{_clip(value)}" on <{local}>')
             value = _check_css(value, where)
             element.set(key, value)
         if "url" in value.lower():
@@ -720,7 +726,8 @@ def _check_expansion(root: ET.Element, ids: dict, refs: dict, limits: GuardLimit
                 stack.append([child, via, _edges(child, ids, refs), 1, times])
         if stack and stack[-1][3] > cap or not stack and size[root] > cap:
             raise Refused(f"<use>, marker and url(#id) references expand to more than {cap} elements; "
-                          "reuse fewer copies, nest them less deeply or use smaller markers on fewer vertices")
+                          "reuse fewer copies, nest them less deeply or use smaller markers on fewer "
+                          "vertices")
 
 
 def _refuse_cycle(stack: list, child: ET.Element, via: str) -> None:

@@ -1,5 +1,8 @@
 """The fork server that runs INSIDE bubblewrap; one drawing job per forked child.
 
+(One file on purpose, ~560 lines: it is the script copied into the sandbox, where the drawloop package
+is not importable; only seccomp.py goes in beside it, so anything split out would be one more file to ship.)
+
     python -I -B /opt/drawloop/sandbox_server.py     # started by renderers/sandbox.py, never by hand
 
 Start-up (once): import numpy, matplotlib (Agg) and PIL and draw throw-away figures so fonts and
@@ -268,7 +271,8 @@ class Spare:
                 return self.zygote.report(time.monotonic() + grace)
             except TimeoutError:
                 pass
-        os.kill(self.pid, signal.SIGKILL)  # it cannot be reaped (nor its pid reused) before the zygote reports
+        # it cannot be reaped (nor its pid reused) before the zygote reports
+        os.kill(self.pid, signal.SIGKILL)
         return self.zygote.report(time.monotonic() + STATUS_TIMEOUT)
 
     def finish(self, free: tuple[int, int]) -> str | None:
@@ -365,7 +369,8 @@ def parse_result(output: bytes) -> tuple[bool, str, bytes] | None:
     png = output[RESULT.size + error_len:]
     if ok and not png.startswith(b"\x89PNG"):
         return None
-    return bool(ok), output[RESULT.size:RESULT.size + error_len].decode("utf-8", "replace"), png if ok else b""
+    error = output[RESULT.size:RESULT.size + error_len].decode("utf-8", "replace")
+    return bool(ok), error, png if ok else b""
 
 
 def interpret(result, status: int | None, timed_out: bool, request: dict, limits: dict):
