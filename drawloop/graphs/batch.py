@@ -1,5 +1,9 @@
 """Many refine threads at once: bounded concurrency, one checkpoint DB, retries, live statistics.
 
+(One file, ~430 lines: the runner and what it schedules (jobs, outcomes, the per-thread worker, graphs
+per temperature, the default thread-pool executor) change together; only the Ray executor, which needs
+ray, lives apart.)
+
     graphs = GraphCache(settings, models, store=ArtifactStore(work_dir), checkpointer=saver)
     runner = BatchRunner(graphs, concurrency=8, max_tries=3, run_id="data-llm")
     jobs = [ThreadJob("red-circle-0000", "a red circle", seed=17, temperature=0.7), ...]
