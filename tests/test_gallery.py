@@ -10,8 +10,9 @@ import pytest
 
 import drawloop.vision.gallery as gallery_module
 from drawloop.renderers import render
-from drawloop.vision.gallery import (OPENCLIPART_DIR, _readable_svg, build_gallery, emoji_items, gallery_items,
-                                     openclipart_items, symbola_items)
+from drawloop.vision.gallery import build_gallery
+from drawloop.vision.gallery_sources import (OPENCLIPART_DIR, _readable_svg, emoji_items, gallery_items,
+                                             openclipart_items, symbola_items)
 
 pytestmark = pytest.mark.skipif(not OPENCLIPART_DIR.is_dir(), reason="Debian openclipart-svg is not installed")
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from drawloop.concepts import Concept
-from drawloop.vision import gallery
+from drawloop.vision import gallery_sources
 
 
 @dataclass
@@ -47,7 +47,7 @@ def human_drawings(concepts: Sequence[Concept], choices: dict[str, list[str]],
     if per_concept <= 0:
         return []
     if items is None:
-        items = gallery.openclipart_items()
+        items = gallery_sources.openclipart_items()
     found: list[HumanDrawing] = []
     for concept in concepts:
         distractors = [c for c in choices[concept.name] if c != concept.name]

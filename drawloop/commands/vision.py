@@ -54,7 +54,8 @@ def build_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from drawloop.vision.features import EfficientNetEmbedder
-    from drawloop.vision.gallery import SOURCES, build_gallery, cache_root
+    from drawloop.vision.gallery import build_gallery, cache_root
+    from drawloop.vision.gallery_sources import SOURCES
 
     try:
         sources = tuple(source or SOURCES)
@@ -108,7 +109,8 @@ def _search(query: str, k: int, index_path: Path | None, sources: tuple[str, ...
     """(rows of (Hit, thumbnail or None), query thumbnail or None, title)."""
     import numpy as np
 
-    from drawloop.vision.gallery import SOURCES, build_gallery
+    from drawloop.vision.gallery import build_gallery
+    from drawloop.vision.gallery_sources import SOURCES
     from drawloop.vision.index import VectorIndex
 
     gallery = build_gallery(sources or SOURCES, categories or None)
