@@ -1,7 +1,8 @@
 """Dataset builds and check-ups on a Ray cluster: `--executor ray` (`pip install 'drawloop[cluster]'`).
 
 (One file, ~475 lines: the driver's executor and what a worker process builds from what it ships
-(PortableGraphs, models_here, the per-process cache) are the two ends of one protocol; they change together.)
+(PortableGraphs, models_here, the per-process cache) are the two ends of one protocol; they change
+together.)
 
     ray start --head                                  # on each machine; the others: ray start --address HEAD:6379
     drawloop dataset build -c all -n 20 -o /shared/data --executor ray --ray-address auto \\
