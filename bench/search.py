@@ -121,7 +121,7 @@ def sheet(report: dict, tile: int = 180) -> Path:
 
     from PIL import Image, ImageDraw
 
-    from drawloop.runs import label_font
+    from drawloop.imaging import label_font
 
     rng = random.Random(7)
     rows = report["rows"]

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from drawloop import imaging
-from drawloop.imaging import PLAIN_FRAME, Tile, label_font  # noqa: F401  label_font: the check-up report's import, until it moves
+from drawloop.imaging import PLAIN_FRAME, Tile
 from drawloop.storage import PostgresPlace, advisory_lock, checkpoint_url, open_sqlite, postgres_place
 from drawloop.state import Attempt, DrawState, attempt_score
 

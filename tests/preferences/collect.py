@@ -131,7 +131,7 @@ def sheets(out: Path, per_sheet: int = 6, tile: int = 200, unlabelled: bool = Fa
     from PIL import Image, ImageDraw
 
     from drawloop.renderers import render
-    from drawloop.runs import label_font
+    from drawloop.imaging import label_font
 
     pairs = [json.loads(line) for line in (HERE / "pairs.jsonl").read_text().splitlines()]
     numbered = [(i, p) for i, p in enumerate(pairs) if not (unlabelled and "human" in p)]
