@@ -117,6 +117,7 @@ def no_new_shape(a: ImageLike, b: ImageLike, tolerance: int = 24, seam_pixels: i
 FONTS = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed.ttf")
 NO_PICTURE = (236, 236, 236)
 PLAIN_FRAME = (190, 190, 190)
+PICK_FRAME = (30, 150, 60)       # the loop's pick, framed 4 px wide
 
 
 @dataclass
@@ -143,13 +144,14 @@ def contact_sheet(rows: Sequence[Sequence[Tile]], title: str = "", tile: int = 2
     height = header_h + max(1, len(rows)) * (tile + caption_h + pad)
     sheet = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(sheet)
+    heading, small, label = label_font(18), label_font(caption_size), label_font(13)
     if title:
-        draw.text((pad, 8), fit_text(title, label_font(18), width - 2 * pad), fill="black", font=label_font(18))
-    small, label = label_font(caption_size), label_font(13)
+        draw.text((pad, 8), fit_text(title, heading, width - 2 * pad), fill="black", font=heading)
+    label_lines = max(1, (tile - 8) // 16)                # as many label lines as the row's height holds
     for r, row in enumerate(rows):
         y = header_h + r * (tile + caption_h + pad)
         if r < len(row_labels):
-            for j, text in enumerate(wrap_words(row_labels[r], 30)[:4]):
+            for j, text in enumerate(wrap_words(row_labels[r], label, label_width - pad)[:label_lines]):
                 draw.text((pad, y + 8 + j * 16), text, fill="black", font=label)
         for c, cell in enumerate(row):
             x = pad + label_width + c * (tile + pad)
@@ -186,12 +188,12 @@ def fit_text(text: str, font, width: int) -> str:
     return text + "…"
 
 
-def wrap_words(text: str, width: int) -> list[str]:
-    """Greedy word wrap to lines of at most `width` characters (a longer word gets its own line)."""
+def wrap_words(text: str, font, width: int) -> list[str]:
+    """Greedy word wrap to lines that fit `width` pixels (a word too long for a line is shortened)."""
     lines: list[str] = []
     for word in text.split():
-        if lines and len(lines[-1]) + 1 + len(word) <= width:
+        if lines and font.getlength(lines[-1] + " " + word) <= width:
             lines[-1] += " " + word
         else:
-            lines.append(word)
+            lines.append(fit_text(word, font, width))
     return lines

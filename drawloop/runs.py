@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from drawloop import imaging
-from drawloop.imaging import PLAIN_FRAME, Tile
+from drawloop.imaging import PICK_FRAME, PLAIN_FRAME, Tile
 from drawloop.storage import PostgresPlace, advisory_lock, checkpoint_url, open_sqlite, postgres_place
 from drawloop.state import Attempt, DrawState, attempt_score
 
@@ -275,7 +275,7 @@ def contact_sheet(attempts: list[Attempt], store: ArtifactStore, best: int | Non
     for i, attempt in enumerate(attempts):
         lines = _caption(attempt, verdicts.get(i, "") if multi else None)
         tiles.append(Tile(store.read(attempt["image"]) if attempt.get("image") else None, lines,
-                          frame=(30, 150, 60) if i == best else PLAIN_FRAME, frame_width=4 if i == best else 1,
+                          frame=PICK_FRAME if i == best else PLAIN_FRAME, frame_width=4 if i == best else 1,
                           line_colours=[(30, 120, 50) if line == "kept as best" else "black" for line in lines]))
     rows = [tiles[i:i + columns] for i in range(0, len(tiles), columns)]
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,12 +9,9 @@ framed). The loop's pick is framed in green; a drawing that did not render is a 
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
-from PIL import Image, ImageDraw
-
-from drawloop.imaging import label_font
+from drawloop.imaging import PICK_FRAME, PLAIN_FRAME, Tile, contact_sheet
 
 
 def concept_sheet(directory: Path, concept: str,
@@ -22,32 +19,11 @@ def concept_sheet(directory: Path, concept: str,
                   path: Path, tile: int = 150, label_w: int = 92) -> Path:
     """A grid: one labelled row per thread (or people's drawings), one tile per drawing
     (image path, caption lines, framed); the loop's pick is framed in green."""
-    caption_h, header_h, pad = 32, 30, 8
-    cols = max([len(tiles) for _, tiles in rows] + [1])
-    width = label_w + cols * (tile + pad) + pad
-    height = header_h + len(rows) * (tile + caption_h + pad) + pad
-    sheet = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(sheet)
-    draw.text((pad, 6), concept[:100], fill="black", font=label_font(16))
-    small = label_font(11)
-    for r, (label, tiles) in enumerate(rows):
-        y = header_h + r * (tile + caption_h + pad)
-        lines = textwrap.wrap(label, max(8, label_w // 8))[:6]
-        for j, line in enumerate(lines):
-            draw.text((pad, y + tile // 2 - 8 * len(lines) + 16 * j), line, fill="black", font=label_font(12))
-        for c, (image, caption, framed) in enumerate(tiles):
-            x = label_w + c * (tile + pad)
-            if image and (directory / image).exists():
-                picture = Image.open(directory / image).convert("RGB").resize((tile, tile))
-                sheet.paste(picture, (x, y))
-            else:
-                draw.rectangle([x, y, x + tile - 1, y + tile - 1], fill=(236, 236, 236))
-                draw.line([x, y, x + tile - 1, y + tile - 1], fill=(200, 80, 80), width=2)
-            frame = (30, 150, 60) if framed else (190, 190, 190)
-            draw.rectangle([x - 2, y - 2, x + tile + 1, y + tile + 1], outline=frame,
-                           width=4 if framed else 1)
-            for j, line in enumerate(caption[:2]):
-                draw.text((x, y + tile + 3 + j * 13), line[:max(12, tile // 6)], fill="black", font=small)
+    grid = [[Tile(directory / image if image and (directory / image).exists() else None, caption[:2],
+                  frame=PICK_FRAME if framed else PLAIN_FRAME, frame_width=4 if framed else 1)
+             for image, caption, framed in tiles] for _, tiles in rows]
+    sheet = contact_sheet(grid, title=concept[:100], tile=tile, row_labels=[label for label, _ in rows],
+                          label_width=label_w, caption_size=11, pad=8)
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path)
     return path

@@ -42,8 +42,8 @@ from typing import Any
 
 from drawloop import imaging
 from drawloop.dataset.reader import find_drawing, row_path
-from drawloop.imaging import Tile
 from drawloop.dataset.splits import SPLITS
+from drawloop.imaging import Tile
 
 SHEET_TILE = 112
 SHEET_ROWS = 40          # concepts per contact sheet; larger levels show an even spread
